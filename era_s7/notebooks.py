@@ -1,0 +1,131 @@
+"""`make notebooks`: execute the notebooks headlessly, replacing each committed one only when its run succeeds.
+
+A notebook runs with papermill (kernel python3, cwd its folder) into a temporary file, and writes its results
+into a staging folder (ERA_S7_RESULTS_DIR). Only when every cell succeeded are the staged results moved into
+results/, the notebook's Result block regenerated from its JSON, papermill's timestamps stripped, and the
+notebook renamed over the committed one. Then the README's results table is regenerated from results/*.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from . import report
+from .results import REPO_ROOT, RESULTS_DIR, load_record
+
+NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb"]
+RESULTS_ENV = "ERA_S7_RESULTS_DIR"
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def clean_metadata(nb) -> None:
+    """Drop what changes on every run or does not render on GitHub: timestamps, paths, widget state."""
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    for cell in nb.cells:
+        for key in ("papermill", "execution", "widgets"):
+            cell.metadata.pop(key, None)
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+
+
+def set_result_block(nb, record: dict) -> None:
+    """Rewrite the Result part of the first (Target/Result/Analysis) cell from the run's record."""
+    start = report.RESULT_START.format(name=record["name"])
+    nb.cells[0].source = report.replace_between(nb.cells[0].source, start, report.RESULT_END,
+                                                report.render_result(record))
+
+
+def write_notebook(nb, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        nbformat.write(nb, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | None = None) -> float:
+    """Run one notebook; on success replace it and move its results in. Returns seconds taken."""
+    import papermill
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results_dir))
+    running = notebook.with_name(f".{notebook.stem}.running.ipynb")
+    start = time.perf_counter()
+    os.environ[RESULTS_ENV] = str(staging)
+    try:
+        try:
+            papermill.execute_notebook(str(notebook), str(running), parameters=parameters or {},
+                                       kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
+        except papermill.PapermillExecutionError as err:
+            raise NotebookFailed(f"{notebook} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                                 f"{err.ename}: {err.evalue}. The committed notebook and results are unchanged.") from None
+        nb = nbformat.read(running, as_version=4)
+        clean_metadata(nb)
+        record_path = staging / f"{notebook.stem}.json"
+        if not record_path.is_file():
+            raise NotebookFailed(f"{notebook} ran but wrote no {record_path.name}; the committed notebook is unchanged.")
+        set_result_block(nb, load_record(record_path))
+        for staged in sorted(p for p in staging.rglob("*") if p.is_file()):
+            target = results_dir / staged.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+        write_notebook(nb, notebook)
+    finally:
+        os.environ.pop(RESULTS_ENV, None)
+        running.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return time.perf_counter() - start
+
+
+def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RESULTS_DIR) -> None:
+    rows = [(nb, load_record(results_dir / f"{Path(nb).stem}.json")) for nb in NOTEBOOKS
+            if (results_dir / f"{Path(nb).stem}.json").is_file()]
+    text = report.replace_between(readme.read_text(), report.README_START, report.README_END, report.readme_table(rows))
+    fd, tmp = tempfile.mkstemp(dir=readme.parent, prefix=".README.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, readme)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook stems to run (default: all), e.g. step3 seeds")
+    args = parser.parse_args(argv)
+    chosen = [nb for nb in NOTEBOOKS if not args.names or Path(nb).stem in args.names]
+    unknown = set(args.names) - {Path(nb).stem for nb in NOTEBOOKS}
+    if unknown:
+        print(f"error: unknown notebook(s) {sorted(unknown)}; known: {[Path(nb).stem for nb in NOTEBOOKS]}", file=sys.stderr)
+        return 2
+    total = 0.0
+    for nb in chosen:
+        print(f"running {nb} ...", flush=True)
+        try:
+            seconds = execute(REPO_ROOT / nb)
+        except NotebookFailed as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        total += seconds
+        print(f"  {nb}: {seconds:.0f} s", flush=True)
+    update_readme()
+    print(f"notebooks: {len(chosen)} run in {total:.0f} s ({total / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

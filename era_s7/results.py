@@ -1,0 +1,105 @@
+"""The results record of a run: results/<name>.json and results/<name>.pt, written atomically."""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .data import atomic_write_bytes
+from .receptive_field import count_parameters, receptive_field
+from .report import runs_of
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "results"
+RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "torch", "hyperparameters",
+               "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+
+
+def model_source_sha256(model_class: type) -> str:
+    """Hash of the class's source: a record whose hash differs from the code's is stale (`make check`)."""
+    return hashlib.sha256(inspect.getsource(model_class).encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history: list[dict],
+                total_seconds: float) -> dict:
+    device = next(model.parameters()).device
+    return dict(
+        name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        torch=torch.__version__, hyperparameters=hp, receptive_field=receptive_field(model)[1],
+        history=history, total_seconds=total_seconds, commit=git_commit(),
+        model_source_sha256=model_source_sha256(type(model)),
+    )
+
+
+def save_json(obj: dict, path: Path | str) -> Path:
+    path = Path(path)
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+    return path
+
+
+def save_run(record: dict, model: torch.nn.Module | None = None, results_dir: Path | str = RESULTS_DIR) -> Path:
+    """Write <results_dir>/<name>.json (and .pt, the state_dict, when a model is given); return the json path."""
+    results_dir = Path(results_dir)
+    if model is not None:
+        weights = io.BytesIO()
+        torch.save(model.state_dict(), weights)
+        atomic_write_bytes(results_dir / f"{record['name']}.pt", weights.getvalue())
+    return save_json(record, results_dir / f"{record['name']}.json")
+
+
+def load_record(path: Path | str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def load_weights(model: torch.nn.Module, path: Path | str) -> torch.nn.Module:
+    """Load a state_dict saved by save_run (weights_only: a .pt file cannot run code)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as err:
+        raise ValueError(f"cannot load weights {path} into {type(model).__name__}: {type(err).__name__}: {err}. "
+                         "Re-create it by running the notebook that trains this model.") from err
+    return model
+
+
+def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """Problems with results/*.json: a run whose model source hash differs from the committed model code."""
+    from . import model as models  # here, not at the top: model.py must not depend on results
+
+    problems = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        for run in runs_of(load_record(path)):
+            cls = getattr(models, run.get("model", ""), None)
+            if cls is None:
+                problems.append(f"{path.name}: model {run.get('model')!r} is not in era_s7/model.py")
+            elif run.get("model_source_sha256") != model_source_sha256(cls):
+                problems.append(f"{path.name}: {run['model']} was changed after this run (source hash differs); "
+                                f"rerun its notebook: make notebooks NB={path.stem}")
+    return problems
+
+
+def main() -> int:
+    problems = stale_records()
+    for p in problems:
+        print(f"stale: {p}")
+    print(f"check: {len(list(RESULTS_DIR.glob('*.json')))} results files, {len(problems)} stale")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The training engine: the whole dataset as tensors on the device, batched augmentation, one `fit` call.
+
+No DataLoader, no PIL, no per-sample Python: a batch is an index slice, its augmentation one
+`affine_grid`/`grid_sample` over the whole batch, and the host reads the device once per epoch.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .data import MNIST_MEAN, MNIST_STD
+
+# One explicit dict: every run records the values it used (results/<name>.json).
+HYPERPARAMETERS = dict(
+    epochs=15,
+    batch_size=128,
+    optimizer="sgd",        # "sgd" (Nesterov momentum) or "adam"
+    lr=0.1,                 # peak learning rate of the schedule
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="onecycle",    # "onecycle", "step" or "constant"; never reads test metrics
+    pct_start=0.2,          # onecycle: fraction of steps spent warming up
+    step_size=6, gamma=0.1,  # step schedule: multiply lr by gamma every step_size epochs
+    rotate_deg=10.0,        # augmentation: uniform rotation in [-rotate_deg, rotate_deg]
+    translate=0.1,          # augmentation: uniform shift in [-translate, translate] of the image size
+    label_smoothing=0.0,
+    bf16=False,             # bf16 autocast; pays where the hardware has bf16 units
+    eval_batch_size=2000,
+    train_subset=None,      # int: train on the first n images (smoke tests)
+    test_subset=None,
+)
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "step", "constant")
+BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # the normalised value of a black pixel
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; a named device must exist."""
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
+    if name not in available:
+        raise ValueError(f"device={name!r} is not known; allowed: 'auto', 'cpu', 'cuda', 'mps'")
+    if not available[name]:
+        present = [d for d, ok in available.items() if ok]
+        raise ValueError(f"device={name!r} is not present on this machine; present: {present} (or use 'auto')")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Intra-op threads for CPU work. Default: one per core the process may use, since on small
+    CPUs an oversubscribed pool collapses when another process takes a core (measured in the README)."""
+    threads = threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def check_hyperparameters(hp: dict) -> dict:
+    """The full dict (defaults filled in), or ValueError naming the bad parameter and what is allowed."""
+    unknown = set(hp) - set(HYPERPARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; allowed: {sorted(HYPERPARAMETERS)}")
+    hp = {**HYPERPARAMETERS, **hp}
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if not isinstance(hp[key], int) or hp[key] <= 0:
+            raise ValueError(f"{key}={hp[key]!r} must be a positive integer")
+    if not hp["lr"] > 0:
+        raise ValueError(f"lr={hp['lr']!r} must be > 0")
+    if hp["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer={hp['optimizer']!r}; allowed: {OPTIMIZERS}")
+    if hp["schedule"] not in SCHEDULES:
+        raise ValueError(f"schedule={hp['schedule']!r}; allowed: {SCHEDULES}")
+    if hp["rotate_deg"] < 0 or not 0 <= hp["translate"] < 1:
+        raise ValueError("rotate_deg must be >= 0 and translate in [0, 1)")
+    return hp
+
+
+def augment(x: torch.Tensor, rotate_deg: float, translate: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random rotation and translation, drawn per sample, applied to the whole batch at once.
+
+    Areas moved in from outside the image are black (the normalised background), as in torchvision."""
+    if rotate_deg == 0 and translate == 0:
+        return x
+    n = x.shape[0]
+    draw = torch.rand(n, 3, generator=generator, device=x.device, dtype=torch.float32) * 2 - 1
+    angle = draw[:, 0] * math.radians(rotate_deg)
+    shift = draw[:, 1:] * (2 * translate)  # affine_grid coordinates span [-1, 1]: 2 units per image
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x - BACKGROUND, grid, align_corners=False) + BACKGROUND
+
+
+def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
+    if hp["optimizer"] == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"], nesterov=True,
+                              weight_decay=hp["weight_decay"])
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    if hp["schedule"] == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], epochs=hp["epochs"],
+                                                    steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"])
+    elif hp["schedule"] == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_size"] * steps_per_epoch, gamma=hp["gamma"])
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return opt, sched
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000, bf16: bool = False):
+    """(mean loss, accuracy in percent) over (x, y)."""
+    model.eval()
+    loss, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, len(x), batch_size):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x[i:i + batch_size])
+        loss += F.cross_entropy(logits.float(), y[i:i + batch_size], reduction="sum")
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+    return loss.item() / len(x), 100.0 * correct.item() / len(x)
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Class probabilities (n, 10) of the model as it is now."""
+    model.eval()
+    return torch.cat([F.softmax(model(x[i:i + batch_size]).float(), 1) for i in range(0, len(x), batch_size)])
+
+
+def train_epoch(model, x, y, opt, sched, hp, generator):
+    """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches."""
+    model.train()
+    order = torch.randperm(len(x), generator=generator, device=x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, len(x), hp["batch_size"]):
+        idx = order[i:i + hp["batch_size"]]
+        xb, yb = augment(x[idx], hp["rotate_deg"], hp["translate"], generator), y[idx]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
+            logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp["label_smoothing"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(idx)  # stays on the device: no host sync per step
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(x), 100.0 * correct.item() / len(x)
+
+
+def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 0, log=print) -> list[dict]:
+    """Train `model` on data['x_train'] for hp['epochs'], evaluating on the test set after every epoch.
+
+    Returns the per-epoch history; prints one line per epoch. The schedule is fixed in advance and
+    never sees test metrics. Same seed, same machine, CPU: the same history, bit for bit."""
+    hp = check_hyperparameters(hp or {})
+    x_train, y_train = data["x_train"][:hp["train_subset"]], data["y_train"][:hp["train_subset"]]
+    x_test, y_test = data["x_test"][:hp["test_subset"]], data["y_test"][:hp["test_subset"]]
+    model.to(x_train.device)
+    generator = torch.Generator(device=x_train.device).manual_seed(seed)
+    steps = math.ceil(len(x_train) / hp["batch_size"])
+    opt, sched = make_optimizer(model, hp, steps)
+    history = []
+    for epoch in range(1, hp["epochs"] + 1):
+        start = time.perf_counter()
+        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator)
+        test_loss, test_acc = evaluate(model, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
+        row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                   test_acc=test_acc, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        history.append(row)
+        log(format_epoch(row, hp["epochs"]))
+    return history
+
+
+def format_epoch(row: dict, epochs: int) -> str:
+    """The one line per epoch that the notebooks print (and the tests parse)."""
+    return (f"epoch {row['epoch']:>2}/{epochs}  lr {row['lr']:.5f}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  {row['seconds']:5.1f}s")

@@ -1,0 +1,55 @@
+"""What the notebooks import: `from era_s7 import utils`. The logic lives in the sibling modules by concern."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .data import DataError, ensure_mnist, load_mnist, verify_mnist  # noqa: F401
+from .notebooks import RESULTS_ENV
+from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified,  # noqa: F401
+                    plot_samples)
+from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
+from .report import last_epochs_table, render_result, run_summary  # noqa: F401
+from .results import RESULTS_DIR, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
+from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, predict,  # noqa: F401
+                       select_device, set_threads)
+
+SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
+
+
+def results_path(results_dir: str | Path | None = None) -> Path:
+    """Where a notebook writes: the `results_dir` parameter, else the staging folder of `make notebooks`,
+    else the repository's results/."""
+    return Path(results_dir or os.environ.get(RESULTS_ENV) or RESULTS_DIR)
+
+
+def figures_path(results_dir: str | Path | None, name: str) -> Path:
+    return results_path(results_dir) / "figures" / name
+
+
+def run_hyperparameters(recipe: dict, epochs: int, smoke: bool) -> dict:
+    """The recipe with the notebook's `epochs`, shrunk to a smoke run when asked; validated."""
+    return check_hyperparameters({**recipe, "epochs": epochs, **(SMOKE if smoke else {})})
+
+
+def environment(device: torch.device) -> str:
+    """One line: what this run ran on."""
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    return (f"torch {torch.__version__} | device {device.type} ({name}) | {torch.get_num_threads()} threads | "
+            f"python {platform.python_version()}")
+
+
+def train(name: str, model: torch.nn.Module, data: dict, hp: dict, seed: int, results_dir=None,
+          log=print, save: bool = True) -> dict:
+    """fit, then record the run (and save results/<name>.json and .pt unless save=False); returns the record."""
+    start = time.perf_counter()
+    history = fit(model, data, hp, seed=seed, log=log)
+    record = make_record(name, model, hp, seed, history, time.perf_counter() - start)
+    if save:
+        save_run(record, model, results_path(results_dir))
+    return record

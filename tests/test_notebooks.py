@@ -1,0 +1,116 @@
+"""The notebooks: smoke runs under papermill, the committed (executed) ones checked against their results."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from era_s7 import notebooks, report, results
+from era_s7.results import REPO_ROOT, RESULTS_DIR
+
+STEP_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("step*.ipynb"))
+ALL_NOTEBOOKS = [REPO_ROOT / nb for nb in notebooks.NOTEBOOKS]
+EPOCH_LINE = re.compile(r"^epoch +(\d+)/\d+ +lr (\S+) +train loss (\S+) acc +(\S+)% +test loss (\S+) acc +(\S+)% +(\S+)s$", re.M)
+
+
+def stdout_of(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def test_exactly_three_step_notebooks():
+    assert [p.name for p in STEP_NOTEBOOKS] == ["step1.ipynb", "step2.ipynb", "step3.ipynb"]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_smoke_run_end_to_end(path, tmp_path):
+    """Every cell runs, offline and on the CPU, with the tiny `smoke` settings."""
+    import papermill
+
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters=dict(smoke=True, results_dir=str(tmp_path), device="cpu"),
+                               kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+    record = results.load_record(tmp_path / f"{path.stem}.json")
+    assert set(record) >= {"name", "history"} or "runs" in record
+    assert sorted(p.name for p in (tmp_path / "figures" / path.stem).glob("*.png"))
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_matches_its_results(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    record = results.load_record(RESULTS_DIR / f"{path.stem}.json")
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    for heading in ("**Target**", "**Result**", "**Analysis**"):
+        assert heading in first.source
+    assert report.render_result(record) in first.source  # the Result block is what the JSON says
+    assert "written after reading the Result" not in first.source  # the Analysis has been written
+    printed = [tuple(map(float, m.groups())) for m in EPOCH_LINE.finditer(stdout_of(nb))]
+    expected = [(r["epoch"], r["lr"], r["train_loss"], r["train_acc"], r["test_loss"], r["test_acc"], r["seconds"])
+                for run in report.runs_of(record) for r in run["history"]]
+    assert len(printed) == len(expected) > 0
+    for p, e in zip(printed, expected):  # printed to 2-5 decimals, seconds to 1
+        assert p[:-1] == pytest.approx(e[:-1], abs=6e-3) and p[-1] == pytest.approx(e[-1], abs=0.051), (p, e)
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_renders_on_github(path, tmp_path):
+    raw = path.read_text()
+    nb = nbformat.reads(raw, as_version=4)
+    assert len(raw.encode()) < 2_000_000
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+    assert not any("papermill" in c.metadata or "execution" in c.metadata for c in nb.cells)
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            assert o.output_type != "error"
+            assert not any(k.startswith("application/vnd.jupyter.widget") for k in o.get("data", {}))
+            assert not any(k in o.get("data", {}) for k in ("image/svg+xml", "image/jpeg"))
+    for machine_path in (str(REPO_ROOT), "/root/", "/home/", "/tmp/"):
+        assert machine_path not in raw, f"{path.name} shows the machine path {machine_path}"
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--output-dir", str(tmp_path), str(path)],
+                   check=True, capture_output=True)
+
+
+def test_step3_meets_the_target():
+    record = results.load_record(RESULTS_DIR / "step3.json")
+    assert record["model"] == "Model_3" and record["params"] < 8000 and record["epochs"] <= 15
+    last5 = report.last_accuracies(record)
+    assert len(last5) == 5 and min(last5) >= 99.4, last5
+
+
+def test_results_were_produced_by_the_committed_model_code():
+    assert results.stale_records() == []
+
+
+def test_readme_table_matches_the_results():
+    rows = [(nb, results.load_record(RESULTS_DIR / f"{Path(nb).stem}.json")) for nb in notebooks.NOTEBOOKS]
+    assert report.readme_table(rows) in (REPO_ROOT / "README.md").read_text()
+
+
+def failing_notebook(path: Path) -> Path:
+    """A notebook that stages a result, then fails in its second cell."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os, pathlib\npathlib.Path(os.environ['ERA_S7_RESULTS_DIR'], 'demo.json').write_text('{}')"),
+        nbformat.v4.new_code_cell("raise RuntimeError('boom')"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_cell_leaves_committed_notebook_and_results_unchanged(tmp_path):
+    nb_path = failing_notebook(tmp_path / "demo.ipynb")
+    before = nb_path.read_bytes()
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    (results_dir / "demo.json").write_text('{"old": true}')
+    with pytest.raises(notebooks.NotebookFailed, match=r"demo.ipynb failed in cell 1 .*RuntimeError: boom"):
+        notebooks.execute(nb_path, results_dir)
+    assert nb_path.read_bytes() == before
+    assert json.loads((results_dir / "demo.json").read_text()) == {"old": True}
+    assert sorted(p.name for p in results_dir.iterdir()) == ["demo.json"]  # no staging or temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb", "results"]

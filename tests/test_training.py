@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from era_s7 import training
+from era_s7.model import make_model
+
+
+def small_net():
+    return make_model("Model_3", seed=0)
+
+
+def test_augment_shape_dtype_and_per_sample_randomness():
+    x = torch.randn(1, 1, 28, 28).repeat(16, 1, 1, 1)
+    out = training.augment(x, 15.0, 0.1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    flat = out.flatten(1)
+    assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 16))  # each sample its own transform
+
+
+def test_augment_is_identity_at_zero_strength():
+    x = torch.randn(8, 1, 28, 28)
+    assert training.augment(x, 0.0, 0.0) is x
+    # a tiny but non-zero strength goes through grid_sample and must stay close to the input
+    assert torch.allclose(training.augment(x, 1e-6, 1e-6, torch.Generator().manual_seed(0)), x, atol=1e-3)
+
+
+def test_augment_fills_with_black_background():
+    x = torch.full((4, 1, 28, 28), 2.0)  # an all-bright image
+    out = training.augment(x, 0.0, 0.3, torch.Generator().manual_seed(1))
+    assert torch.isclose(out.min(), torch.tensor(training.BACKGROUND), atol=1e-4)
+
+
+def test_fit_learns_and_reports_every_epoch(tiny_data):
+    lines = []
+    history = training.fit(small_net(), tiny_data, dict(epochs=3, batch_size=32, lr=0.05, schedule="constant"),
+                           seed=0, log=lines.append)
+    assert [r["epoch"] for r in history] == [1, 2, 3] and len(lines) == 3
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+    assert history[-1]["test_acc"] > 85.0 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert lines[-1] == training.format_epoch(history[-1], 3)
+
+
+def test_same_seed_same_history_bit_for_bit(tiny_data):
+    hp = dict(epochs=2, batch_size=32, lr=0.05)
+    runs = [training.fit(small_net(), tiny_data, hp, seed=3, log=lambda s: None) for _ in range(2)]
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in h] for h in runs]
+    assert strip[0] == strip[1]
+    other = training.fit(small_net(), tiny_data, hp, seed=4, log=lambda s: None)
+    assert [r["train_loss"] for r in other] != [r["train_loss"] for r in runs[0]]
+
+
+def test_schedule_never_reads_test_metrics(tiny_data):
+    """Same training data, very different test sets: the learning rates must be identical."""
+    hp = dict(epochs=2, batch_size=32, lr=0.05)
+    other = dict(tiny_data, x_test=torch.randn(100, 1, 28, 28), y_test=torch.randint(0, 10, (100,)))
+    lrs = [[r["lr"] for r in training.fit(small_net(), d, hp, seed=0, log=lambda s: None)] for d in (tiny_data, other)]
+    assert lrs[0] == lrs[1]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(epochs=0), "epochs"), (dict(batch_size=-1), "batch_size"), (dict(lr=0), "lr"),
+    (dict(optimizer="rmsprop"), "optimizer"), (dict(schedule="plateau"), "schedule"), (dict(lrr=1), "unknown"),
+])
+def test_bad_hyperparameters_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        training.check_hyperparameters(bad)
+
+
+def test_device_selection():
+    assert training.select_device("cpu").type == "cpu"
+    assert training.select_device("auto").type in ("cuda", "mps", "cpu")
+    with pytest.raises(ValueError, match="not known"):
+        training.select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not present"):
+            training.select_device("cuda")
+
+
+def test_evaluate_and_predict_agree(tiny_data):
+    net = small_net()
+    loss, acc = training.evaluate(net, tiny_data["x_test"], tiny_data["y_test"], batch_size=7)
+    probs = training.predict(net, tiny_data["x_test"], batch_size=7)
+    assert probs.shape == (500, 10) and torch.allclose(probs.sum(1), torch.ones(500))
+    assert acc == pytest.approx(100.0 * (probs.argmax(1) == tiny_data["y_test"]).float().mean().item())
