@@ -87,7 +87,7 @@ RECIPES = {
     "Model_1": PLAIN_SGD,
     "Model_2": PLAIN_SGD,
     "Model_3": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="onecycle", pct_start=0.2,
-                    rotate_deg=8.0, translate=0.08),
+                    rotate_deg=8.0, translate=0.0, ema=0.998),
 }
 
 

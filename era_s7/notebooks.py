@@ -58,11 +58,19 @@ def write_notebook(nb, path: Path) -> None:
         raise
 
 
+def remove_leftovers(results_dir: Path, notebook: Path) -> None:
+    """What a killed run leaves behind: its staging folders and its half-executed notebook."""
+    for staging in results_dir.glob(".staging-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    notebook.with_name(f".{notebook.stem}.running.ipynb").unlink(missing_ok=True)
+
+
 def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | None = None) -> float:
     """Run one notebook; on success replace it and move its results in. Returns seconds taken."""
     import papermill
 
     results_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(results_dir, notebook)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results_dir))
     running = notebook.with_name(f".{notebook.stem}.running.ipynb")
     start = time.perf_counter()

@@ -101,3 +101,20 @@ def plot_confusion(y, probs, path=None):
     for i, v in enumerate(per_class):
         ax_acc.text(i, float(v), f"{float(v):.1f}", ha="center", va="bottom", fontsize=8)
     return _save(fig, path)
+
+
+def plot_runs(runs: list[dict], path=None, target=TARGET, title="test accuracy per epoch"):
+    """Test accuracy per epoch of several runs: each run's line, and the band between their min and max."""
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    epochs = [r["epoch"] for r in runs[0]["history"]]
+    accs = np.array([[r["test_acc"] for r in run["history"]] for run in runs])
+    if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1:
+        ax.fill_between(epochs, accs.min(0), accs.max(0), alpha=0.2, label="min–max over runs")
+    for run, acc in zip(runs, accs):
+        ax.plot([r["epoch"] for r in run["history"]], acc, "-o", ms=3, lw=1, label=run["name"])
+    ax.axhline(target, color="red", ls="--", lw=1, label=f"{target}%")
+    ax.set(xlabel="epoch", ylabel="test accuracy %", title=title,
+           ylim=(max(0.0, min(99.0, float(accs[:, -5:].min()) - 0.3)), min(100.0, float(accs.max()) + 0.15)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)

@@ -101,3 +101,17 @@ def readme_table(records: list[tuple[str, dict]]) -> str:
                      f"{mean:.2f} | {sum(r['total_seconds'] for r in runs):.0f} s | {runs[0]['device']} | "
                      f"[png](results/figures/{record['name']}/) |")
     return "\n".join(lines)
+
+
+def runs_table(runs: list[dict], target: float = TARGET) -> str:
+    """One line per run: final, best, min and mean of the last epochs, whether it held the target; then mean ± std."""
+    lines = [f"{'run':<22}{'model':<9}{'params':>7}{'seed':>5}{'final':>8}{'best':>8}{'last-5 min':>11}{'last-5 mean':>12}  held",
+             "-" * 90]
+    for run in runs:
+        s = run_summary(run)
+        lines.append(f"{run['name']:<22}{run['model']:<9}{run['params']:>7,}{s['seed']:>5}{s['final']:>8.2f}{s['best']:>8.2f}"
+                     f"{s['last5_min']:>11.2f}{s['last5_mean']:>12.2f}  {'yes' if s['last5_min'] >= target else 'NO'}")
+    finals = [run_summary(r)["final"] for r in runs]
+    spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
+    lines.append(f"final accuracy over {len(runs)} runs: mean {statistics.mean(finals):.2f}% ± {spread:.2f} (std)")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ import inspect
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -22,8 +23,12 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr
 
 
 def model_source_sha256(model_class: type) -> str:
-    """Hash of the class's source: a record whose hash differs from the code's is stale (`make check`)."""
-    return hashlib.sha256(inspect.getsource(model_class).encode()).hexdigest()
+    """Hash of the code that builds the model: the class, its bases and the functions of its module.
+    A record whose hash differs from the committed code's is stale (`make check`)."""
+    module = sys.modules[model_class.__module__]
+    classes = [c for c in model_class.__mro__ if c.__module__ == model_class.__module__]
+    functions = [f for _, f in sorted(inspect.getmembers(module, inspect.isfunction)) if f.__module__ == module.__name__]
+    return hashlib.sha256("".join(inspect.getsource(o) for o in classes + functions).encode()).hexdigest()
 
 
 def git_commit() -> str | None:

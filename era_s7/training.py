@@ -28,6 +28,7 @@ HYPERPARAMETERS = dict(
     rotate_deg=10.0,        # augmentation: uniform rotation in [-rotate_deg, rotate_deg]
     translate=0.1,          # augmentation: uniform shift in [-translate, translate] of the image size
     label_smoothing=0.0,
+    ema=0.0,                # decay of an exponential moving average of the weights (0: off); the EMA is evaluated
     bf16=False,             # bf16 autocast; pays where the hardware has bf16 units
     eval_batch_size=2000,
     train_subset=None,      # int: train on the first n images (smoke tests)
@@ -77,6 +78,8 @@ def check_hyperparameters(hp: dict) -> dict:
         raise ValueError(f"schedule={hp['schedule']!r}; allowed: {SCHEDULES}")
     if hp["rotate_deg"] < 0 or not 0 <= hp["translate"] < 1:
         raise ValueError("rotate_deg must be >= 0 and translate in [0, 1)")
+    if not 0 <= hp["ema"] < 1:
+        raise ValueError(f"ema={hp['ema']!r} must be in [0, 1) (0 turns it off)")
     return hp
 
 
@@ -132,8 +135,9 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 2000) -> 
     return torch.cat([F.softmax(model(x[i:i + batch_size]).float(), 1) for i in range(0, len(x), batch_size)])
 
 
-def train_epoch(model, x, y, opt, sched, hp, generator):
-    """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches."""
+def train_epoch(model, x, y, opt, sched, hp, generator, ema=None):
+    """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches.
+    `ema` (an AveragedModel) follows the weights after every step."""
     model.train()
     order = torch.randperm(len(x), generator=generator, device=x.device)
     loss_sum = torch.zeros((), device=x.device)
@@ -148,6 +152,8 @@ def train_epoch(model, x, y, opt, sched, hp, generator):
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.detach() * len(idx)  # stays on the device: no host sync per step
         correct += (logits.argmax(1) == yb).sum()
     return loss_sum.item() / len(x), 100.0 * correct.item() / len(x)
@@ -165,16 +171,27 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     generator = torch.Generator(device=x_train.device).manual_seed(seed)
     steps = math.ceil(len(x_train) / hp["batch_size"])
     opt, sched = make_optimizer(model, hp, steps)
+    ema = make_ema(model, hp["ema"])
     history = []
     for epoch in range(1, hp["epochs"] + 1):
         start = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator)
-        test_loss, test_acc = evaluate(model, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
+        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema)
+        test_loss, test_acc = evaluate(model if ema is None else ema, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         history.append(row)
         log(format_epoch(row, hp["epochs"]))
+    if ema is not None:  # the model handed back is the one that was evaluated
+        model.load_state_dict(ema.module.state_dict())
     return history
+
+
+def make_ema(model: torch.nn.Module, decay: float):
+    """An exponential moving average of the weights and BatchNorm statistics, or None when decay is 0."""
+    if not decay:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def format_epoch(row: dict, epochs: int) -> str:

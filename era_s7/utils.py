@@ -11,9 +11,9 @@ import torch
 from .data import DataError, ensure_mnist, load_mnist, verify_mnist  # noqa: F401
 from .notebooks import RESULTS_ENV
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified,  # noqa: F401
-                    plot_samples)
+                    plot_runs, plot_samples)
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
-from .report import last_epochs_table, render_result, run_summary  # noqa: F401
+from .report import last_epochs_table, render_result, run_summary, runs_table  # noqa: F401
 from .results import RESULTS_DIR, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
 from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, predict,  # noqa: F401
                        select_device, set_threads)
@@ -32,8 +32,9 @@ def figures_path(results_dir: str | Path | None, name: str) -> Path:
 
 
 def run_hyperparameters(recipe: dict, epochs: int, smoke: bool) -> dict:
-    """The recipe with the notebook's `epochs`, shrunk to a smoke run when asked; validated."""
-    return check_hyperparameters({**recipe, "epochs": epochs, **(SMOKE if smoke else {})})
+    """The recipe with the notebook's `epochs`, validated, then shrunk to a smoke run when asked."""
+    hp = check_hyperparameters({**recipe, "epochs": epochs})
+    return {**hp, **SMOKE} if smoke else hp
 
 
 def environment(device: torch.device) -> str:
@@ -52,4 +53,18 @@ def train(name: str, model: torch.nn.Module, data: dict, hp: dict, seed: int, re
     record = make_record(name, model, hp, seed, history, time.perf_counter() - start)
     if save:
         save_run(record, model, results_path(results_dir))
+    return record
+
+
+def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None) -> dict:
+    """Train each (run name, model name, hyperparameters, seed) in turn; save one record with all of them
+    as results/<name>.json ({"name", "runs": [...]}) and return it."""
+    from .model import make_model
+
+    records = []
+    for run_name, model_name, hp, seed in runs:
+        print(f"--- {run_name}: {model_name}, seed {seed}")
+        records.append(train(run_name, make_model(model_name, seed, device), data, hp, seed, save=False))
+    record = dict(name=name, runs=records)
+    save_json(record, results_path(results_dir) / f"{name}.json")
     return record

@@ -1,0 +1,144 @@
+"""`make bench`: training throughput of the seed pipeline vs this project's engine vs the hardware's peak.
+
+Same machine, same model (Model_3), timed over a fraction of an epoch and extrapolated; writes
+results/bench-<device>.json. A benchmark, not a test: it reports, it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
+from .model import RECIPES, make_model
+from .results import RESULTS_DIR, git_commit, save_json
+from .training import check_hyperparameters, evaluate, make_optimizer, select_device, set_threads, train_epoch
+
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
+
+
+def forward_macs(model: nn.Module, input_size=(1, 28, 28)) -> int:
+    """Multiply-accumulates of one image's forward pass through the model's convs and linears."""
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            macs.append(output[0].numel() * k)
+        elif isinstance(module, nn.Linear):
+            macs.append(module.in_features * module.out_features)
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(macs)
+
+
+def peak_gflops(device: torch.device, dtype=torch.float32, n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured throughput of a large square matmul: what this device can do at best."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
+    """The original assignment's way: PIL transforms per sample, DataLoader (batch 32, 4 workers), SGD."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.RandomRotation((-7.0, 7.0), fill=0), transforms.RandomPerspective(0.3, p=0.5),
+                             transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    loader = torch.utils.data.DataLoader(datasets.MNIST(str(DEFAULT_ROOT), train=True, download=False, transform=tf),
+                                         batch_size=32, shuffle=True, num_workers=4, persistent_workers=False)
+    model = make_model("Model_3", device=device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    seen, start = 0, None
+    for i, (x, y) in enumerate(loader):
+        if i == 5:  # after the workers have started
+            start, seen = time.perf_counter(), 0
+        x, y = x.to(device), y.to(device)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(x)
+        if start is not None and seen >= images:
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
+def engine_timings(device: torch.device, images: int) -> tuple[float, float]:
+    """(training images/s with the step-3 recipe, seconds of one full test-set evaluation)."""
+    data = load_mnist(device=device)
+    hp = check_hyperparameters(RECIPES["Model_3"])
+    model = make_model("Model_3", device=device)
+    x, y = data["x_train"][:images], data["y_train"][:images]
+    opt, sched = make_optimizer(model, hp, steps_per_epoch=len(x) // hp["batch_size"] + 1)
+    g = torch.Generator(device=device).manual_seed(0)
+    train_epoch(model, x[:hp["batch_size"] * 4], y[:hp["batch_size"] * 4], opt, sched, hp, g)  # warm-up
+    start = time.perf_counter()
+    train_epoch(model, x, y, opt, sched, hp, g)  # reads the device once at the end: timing is complete
+    train_ips = len(x) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    evaluate(model, data["x_test"], data["y_test"], hp["eval_batch_size"])
+    return train_ips, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--images", type=int, default=12_800, help="images timed per pipeline (default 12,800)")
+    args = parser.parse_args(argv)
+    device = select_device(args.device)
+    threads = set_threads() if device.type == "cpu" else torch.get_num_threads()
+    ensure_mnist()
+    macs = forward_macs(make_model("Model_3", device=device))
+    train_flops = macs * 2 * 3  # forward + backward (about twice the forward), 2 FLOPs per MAC
+    peak = peak_gflops(device)
+    try:
+        peak_bf16 = peak_gflops(device, torch.bfloat16)
+    except RuntimeError:
+        peak_bf16 = None
+    seed_ips = seed_pipeline_images_per_s(device, args.images)
+    engine_ips, eval_s = engine_timings(device, args.images)
+    engine_gflops = train_flops * engine_ips / 1e9
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
+    result = dict(
+        device=device.type, device_name=name, torch=torch.__version__, commit=git_commit(), images_timed=args.images,
+        model="Model_3", forward_macs=macs, train_flops_per_image=train_flops,
+        seed_images_per_s=seed_ips, engine_images_per_s=engine_ips, ratio=engine_ips / seed_ips,
+        eval_seconds=eval_s, seconds_per_15_epochs=15 * (TRAIN_IMAGES / engine_ips + eval_s),
+        seed_seconds_per_15_epochs=15 * TRAIN_IMAGES / seed_ips,
+        peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops, fraction_of_peak=engine_gflops / peak,
+    )
+    path = save_json(result, RESULTS_DIR / f"bench-{device.type}.json")
+    rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}"),
+            ("era_s7 engine (step-3 recipe)", f"{engine_ips:,.0f}", f"{result['seconds_per_15_epochs']:.0f}")]
+    print(f"device: {name} | Model_3: {macs:,} forward MACs, {train_flops / 1e6:.1f} MFLOP per training image")
+    print(f"{'pipeline':<44}{'images/s':>10}{'s / 15 epochs':>15}")
+    for row in rows:
+        print(f"{row[0]:<44}{row[1]:>10}{row[2]:>15}")
+    print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"
+          + (f", bf16 {peak_bf16:,.0f}" if peak_bf16 else "")
+          + f" | engine {engine_gflops:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")
+    print(f"(15 epochs include a full test-set evaluation per epoch, {eval_s:.2f} s each) -> {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
