@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NB ?=
 
-.PHONY: all notebooks test data bench check clean
+.PHONY: all notebooks test data bench check report clean
 
 all: test
 
@@ -35,3 +35,7 @@ check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
+
+# Regenerate the Result blocks and the README table from results/*.json, running nothing.
+report: $(STAMP)
+	$(PY) -m era_s7.notebooks --report

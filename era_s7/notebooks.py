@@ -20,7 +20,8 @@ import nbformat
 from . import report
 from .results import REPO_ROOT, RESULTS_DIR, load_record
 
-NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb"]
+NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
+             "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"
 
 
@@ -78,7 +79,8 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
     try:
         try:
             papermill.execute_notebook(str(notebook), str(running), parameters=parameters or {},
-                                       kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
+                                       kernel_name="python3", cwd=str(notebook.parent), progress_bar=False,
+                                       log_output=True)
         except papermill.PapermillExecutionError as err:
             raise NotebookFailed(f"{notebook} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                                  f"{err.ename}: {err.evalue}. The committed notebook and results are unchanged.") from None
@@ -100,6 +102,13 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
     return time.perf_counter() - start
 
 
+def refresh_result_block(notebook: Path, results_dir: Path = RESULTS_DIR) -> None:
+    """Regenerate an executed notebook's Result block from its committed results JSON (outputs untouched)."""
+    nb = nbformat.read(notebook, as_version=4)
+    set_result_block(nb, load_record(results_dir / f"{notebook.stem}.json"))
+    write_notebook(nb, notebook)
+
+
 def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RESULTS_DIR) -> None:
     rows = [(nb, load_record(results_dir / f"{Path(nb).stem}.json")) for nb in NOTEBOOKS
             if (results_dir / f"{Path(nb).stem}.json").is_file()]
@@ -114,12 +123,21 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebook stems to run (default: all), e.g. step3 seeds")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: regenerate the Result blocks and the README table from results/*.json")
     args = parser.parse_args(argv)
     chosen = [nb for nb in NOTEBOOKS if not args.names or Path(nb).stem in args.names]
     unknown = set(args.names) - {Path(nb).stem for nb in NOTEBOOKS}
     if unknown:
         print(f"error: unknown notebook(s) {sorted(unknown)}; known: {[Path(nb).stem for nb in NOTEBOOKS]}", file=sys.stderr)
         return 2
+    if args.report:
+        chosen = [nb for nb in chosen if (RESULTS_DIR / f"{Path(nb).stem}.json").is_file()]
+        for nb in chosen:
+            refresh_result_block(REPO_ROOT / nb)
+        update_readme()
+        print(f"report: {len(chosen)} Result blocks and the README table regenerated from results/")
+        return 0
     total = 0.0
     for nb in chosen:
         print(f"running {nb} ...", flush=True)

@@ -15,8 +15,8 @@ from .plots import (plot_augmentations, plot_confusion, plot_history, plot_miscl
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
 from .report import last_epochs_table, render_result, run_summary, runs_table  # noqa: F401
 from .results import RESULTS_DIR, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
-from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, predict,  # noqa: F401
-                       select_device, set_threads)
+from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, format_epoch,  # noqa: F401
+                       predict, select_device, set_threads)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -56,13 +56,28 @@ def train(name: str, model: torch.nn.Module, data: dict, hp: dict, seed: int, re
     return record
 
 
-def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None) -> dict:
+def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None,
+               reuse: tuple[str, ...] = ()) -> dict:
     """Train each (run name, model name, hyperparameters, seed) in turn; save one record with all of them
-    as results/<name>.json ({"name", "runs": [...]}) and return it."""
-    from .model import make_model
+    as results/<name>.json ({"name", "runs": [...]}) and return it.
 
+    `reuse` names committed single-run results (e.g. "step3") that stand in for a run, instead of training
+    it again, when their model code, hyperparameters and seed are the run's own."""
+    from .model import MODELS, make_model
+    from .results import model_source_sha256
+
+    committed = [load_record(p) for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()]
     records = []
     for run_name, model_name, hp, seed in runs:
+        same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"]) ==
+                (model_name, hp, seed, model_source_sha256(MODELS[model_name]))]
+        if same:
+            print(f"--- {run_name}: {model_name}, seed {seed}: results/{same[0]['name']}.json has this very run "
+                  "(same code, recipe and seed); reused, not retrained. Its epochs:")
+            for row in same[0]["history"]:
+                print(format_epoch(row, same[0]["epochs"]))
+            records.append(dict(same[0], name=run_name))
+            continue
         print(f"--- {run_name}: {model_name}, seed {seed}")
         records.append(train(run_name, make_model(model_name, seed, device), data, hp, seed, save=False))
     record = dict(name=name, runs=records)
