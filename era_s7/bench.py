@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row[0]:<44}{row[1]:>10}{row[2]:>15}")
     print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"
-          + (f", bf16 {peak_bf16:,.0f}" if peak_bf16 else "")
+          + (f", bf16 {peak_bf16:,.1f}" if peak_bf16 else "")
           + f" | engine {engine_gflops:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")
     print(f"(15 epochs include a full test-set evaluation per epoch, {eval_s:.2f} s each) -> {path.name}")
     return 0
