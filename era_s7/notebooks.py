@@ -8,6 +8,7 @@ notebook renamed over the committed one. Then the README's results table is rege
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import nbformat
 
 from . import report
+from .data import atomic_write_bytes
 from .results import REPO_ROOT, RESULTS_DIR, load_record
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
@@ -48,20 +50,13 @@ def set_result_block(nb, record: dict) -> None:
 
 
 def write_notebook(nb, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nbformat.write(nb, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, (nbformat.writes(nb) + "\n").encode())  # as nbformat.write ends a file
 
 
 def remove_leftovers(results_dir: Path, notebook: Path) -> None:
-    """What a killed run leaves behind: its staging folders and its half-executed notebook."""
-    for staging in results_dir.glob(".staging-*"):
+    """What a killed run of this notebook left behind: its staging folders and its half-executed notebook.
+    (Other notebooks' staging folders may belong to runs in progress: they are left alone.)"""
+    for staging in results_dir.glob(f".staging-{notebook.stem}-*"):
         shutil.rmtree(staging, ignore_errors=True)
     notebook.with_name(f".{notebook.stem}.running.ipynb").unlink(missing_ok=True)
 
@@ -72,7 +67,7 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
 
     results_dir.mkdir(parents=True, exist_ok=True)
     remove_leftovers(results_dir, notebook)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{notebook.stem}-", dir=results_dir))
     running = notebook.with_name(f".{notebook.stem}.running.ipynb")
     start = time.perf_counter()
     os.environ[RESULTS_ENV] = str(staging)
@@ -113,11 +108,7 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
     rows = [(nb, load_record(results_dir / f"{Path(nb).stem}.json")) for nb in NOTEBOOKS
             if (results_dir / f"{Path(nb).stem}.json").is_file()]
     text = report.replace_between(readme.read_text(), report.README_START, report.README_END, report.readme_table(rows))
-    fd, tmp = tempfile.mkstemp(dir=readme.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, readme)
+    atomic_write_bytes(readme, text.encode())
 
 
 def main(argv=None) -> int:
@@ -138,6 +129,8 @@ def main(argv=None) -> int:
         update_readme()
         print(f"report: {len(chosen)} Result blocks and the README table regenerated from results/")
         return 0
+    logging.basicConfig(format="    %(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)  # the cells' output, epoch lines included, in this log
     total = 0.0
     for nb in chosen:
         print(f"running {nb} ...", flush=True)

@@ -73,7 +73,9 @@ def test_run_killed_half_way_leaves_previous_results(tmp_path):
         proc.wait()
     assert nb_path.read_bytes() == before
     assert (results_dir / "demo.json").read_text() == '{"old": 1}'
-    # the next run sweeps what the killed one left behind
+    # the next run of this notebook sweeps what the killed one left behind, and nothing of another notebook's run
+    (results_dir / ".staging-other-abc").mkdir()
     notebooks.remove_leftovers(results_dir, nb_path)
-    assert sorted(p.name for p in results_dir.iterdir()) == ["demo.json"]
+    assert sorted(p.name for p in results_dir.iterdir()) == [".staging-other-abc", "demo.json"]
+    (results_dir / ".staging-other-abc").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb", "results"]
