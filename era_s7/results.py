@@ -88,7 +88,10 @@ def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
 
     problems = []
     for path in sorted(Path(results_dir).glob("*.json")):
-        for run in runs_of(load_record(path)):
+        record = load_record(path)
+        if "history" not in record and "runs" not in record:
+            continue  # not a training run (e.g. bench-<device>.json)
+        for run in runs_of(record):
             cls = getattr(models, run.get("model", ""), None)
             if cls is None:
                 problems.append(f"{path.name}: model {run.get('model')!r} is not in era_s7/model.py")
