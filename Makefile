@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NB ?=
+# Notebooks at once, each pinned to its own core; 0: one per usable core.
+JOBS ?= 0
 
 .PHONY: all notebooks test data bench check report clean
 
@@ -19,9 +21,9 @@ $(STAMP): requirements.txt
 data: $(STAMP)
 	$(PY) -m era_s7.data
 
-# NB=step3 runs one notebook; default all of them.
+# NB=step3 runs one notebook; default all of them, JOBS at once.
 notebooks: $(STAMP) data
-	$(PY) -m era_s7.notebooks $(NB)
+	$(PY) -m era_s7.notebooks --jobs $(JOBS) $(NB)
 
 test: $(STAMP) data
 	$(PY) -m pytest -q

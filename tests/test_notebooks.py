@@ -1,5 +1,6 @@
 """The notebooks: smoke runs under papermill, the committed (executed) ones checked against their results."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -114,3 +115,29 @@ def test_failing_cell_leaves_committed_notebook_and_results_unchanged(tmp_path):
     assert json.loads((results_dir / "demo.json").read_text()) == {"old": True}
     assert sorted(p.name for p in results_dir.iterdir()) == ["demo.json"]  # no staging or temp files left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb", "results"]
+
+
+def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path):
+    """`make notebooks` with JOBS > 1: one process per core, pinned to it; the extended notebooks start only
+    after every step notebook ended (they reuse step 3's run); a failure is returned and stops the next wave."""
+    log = tmp_path / "log"
+    script = ("import os, sys, time; name, log = sys.argv[1], sys.argv[2]; "
+              "open(log, 'a').write(f'start {name} {sorted(os.sched_getaffinity(0))}\\n'); time.sleep(0.3); "
+              "open(log, 'a').write(f'end {name}\\n'); sys.exit(3 if name == 'step2' else 0)")
+
+    def command(nb):
+        return [sys.executable, "-c", script, Path(nb).stem, str(log)]
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    assert notebooks.run_pinned(["notebooks/step1.ipynb", "notebooks/step3.ipynb"] + notebooks.NOTEBOOKS[3:],
+                                cores, command) == 0
+    events = log.read_text().splitlines()
+    starts = [e for e in events if e.startswith("start")]
+    assert len(starts) == 5
+    assert all(e.split(" ", 2)[2] in {str([c]) for c in cores} for e in starts)  # each pinned to one core
+    last_step_end = max(i for i, e in enumerate(events) if e.startswith("end step"))
+    first_extended = min(i for i, e in enumerate(events) if e.startswith("start") and "step" not in e)
+    assert last_step_end < first_extended
+    log.unlink()
+    assert notebooks.run_pinned(notebooks.NOTEBOOKS, cores, command) == 3  # step2 fails ...
+    assert "seeds" not in log.read_text()  # ... so no extended notebook ran
