@@ -163,7 +163,7 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     """Train `model` on data['x_train'] for hp['epochs'], evaluating on the test set after every epoch.
 
     Returns the per-epoch history; prints one line per epoch. The schedule is fixed in advance and
-    never sees test metrics. Same seed, same machine, CPU: the same history, bit for bit."""
+    never sees test metrics. Same seed, machine and thread count on the CPU: the same history, bit for bit."""
     hp = check_hyperparameters(hp or {})
     x_train, y_train = data["x_train"][:hp["train_subset"]], data["y_train"][:hp["train_subset"]]
     x_test, y_test = data["x_test"][:hp["test_subset"]], data["y_test"][:hp["test_subset"]]
