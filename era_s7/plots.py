@@ -44,7 +44,7 @@ def plot_augmentations(x, hp, n=10, seed=0, path=None):
     """Row 1: originals; rows 2-3: two random draws of the training augmentation."""
     g = torch.Generator(device=x.device).manual_seed(seed)
     originals = x[:n]
-    views = [originals] + [augment(originals, hp["rotate_deg"], hp["translate"], g) for _ in range(2)]
+    views = [originals] + [augment(originals, hp["rotate_deg"], hp["translate"], g, hp["elastic"]) for _ in range(2)]
     titles = ["original"] * n + ["augmented"] * 2 * n
     return _show_digits(torch.cat(views), titles, path, columns=n,
                         title=f"augmentation: rotate ±{hp['rotate_deg']}°, translate ±{hp['translate']:.0%}")

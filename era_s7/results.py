@@ -5,6 +5,7 @@ import hashlib
 import inspect
 import io
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,8 @@ from .report import runs_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
-RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "torch", "hyperparameters",
-               "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
+RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "threads", "torch",
+               "hyperparameters", "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 
 
@@ -39,12 +40,24 @@ def git_commit() -> str | None:
         return None
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the processor's model name (results depend on it, and on the thread count)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history: list[dict],
                 total_seconds: float) -> dict:
     device = next(model.parameters()).device
     return dict(
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        device_name=device_name(device), threads=torch.get_num_threads(),
         torch=torch.__version__, hyperparameters=hp, receptive_field=receptive_field(model)[1],
         history=history, total_seconds=total_seconds, commit=git_commit(),
         model_source_sha256=model_source_sha256(type(model)),

@@ -27,6 +27,7 @@ HYPERPARAMETERS = dict(
     step_size=6, gamma=0.1,  # step schedule: multiply lr by gamma every step_size epochs
     rotate_deg=10.0,        # augmentation: uniform rotation in [-rotate_deg, rotate_deg]
     translate=0.1,          # augmentation: uniform shift in [-translate, translate] of the image size
+    elastic=0.0,            # augmentation: smooth random displacement of up to `elastic` pixels (0: off)
     label_smoothing=0.0,
     ema=0.0,                # decay of an exponential moving average of the weights (0: off); the EMA is evaluated
     bf16=False,             # bf16 autocast; pays where the hardware has bf16 units
@@ -76,26 +77,35 @@ def check_hyperparameters(hp: dict) -> dict:
         raise ValueError(f"optimizer={hp['optimizer']!r}; allowed: {OPTIMIZERS}")
     if hp["schedule"] not in SCHEDULES:
         raise ValueError(f"schedule={hp['schedule']!r}; allowed: {SCHEDULES}")
-    if hp["rotate_deg"] < 0 or not 0 <= hp["translate"] < 1:
-        raise ValueError("rotate_deg must be >= 0 and translate in [0, 1)")
+    if hp["rotate_deg"] < 0 or not 0 <= hp["translate"] < 1 or hp["elastic"] < 0:
+        raise ValueError("rotate_deg and elastic must be >= 0 and translate in [0, 1)")
     if not 0 <= hp["ema"] < 1:
         raise ValueError(f"ema={hp['ema']!r} must be in [0, 1) (0 turns it off)")
     return hp
 
 
-def augment(x: torch.Tensor, rotate_deg: float, translate: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random rotation and translation, drawn per sample, applied to the whole batch at once.
+def augment(x: torch.Tensor, rotate_deg: float, translate: float, generator: torch.Generator | None = None,
+            elastic: float = 0.0) -> torch.Tensor:
+    """Random rotation and translation, and optionally an elastic distortion, drawn per sample and applied
+    to the whole batch in one `grid_sample`.
 
+    The elastic field (Simard et al., 2003) is uniform noise on a coarse 4x4 grid of control points, upsampled
+    to the image: smooth displacements of up to `elastic` pixels that bend strokes the way pens do.
     Areas moved in from outside the image are black (the normalised background), as in torchvision."""
-    if rotate_deg == 0 and translate == 0:
+    if rotate_deg == 0 and translate == 0 and elastic == 0:
         return x
-    n = x.shape[0]
+    n, _, h, w = x.shape
     draw = torch.rand(n, 3, generator=generator, device=x.device, dtype=torch.float32) * 2 - 1
     angle = draw[:, 0] * math.radians(rotate_deg)
     shift = draw[:, 1:] * (2 * translate)  # affine_grid coordinates span [-1, 1]: 2 units per image
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    if elastic:
+        coarse = torch.rand(n, 2, 4, 4, generator=generator, device=x.device, dtype=torch.float32) * 2 - 1
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).clamp_(-1, 1)
+        grid = grid + (field * (2 * elastic / torch.tensor([w, h], device=x.device).view(1, 2, 1, 1))
+                       ).permute(0, 2, 3, 1).to(x.dtype)
     return F.grid_sample(x - BACKGROUND, grid, align_corners=False) + BACKGROUND
 
 
@@ -144,7 +154,7 @@ def train_epoch(model, x, y, opt, sched, hp, generator, ema=None):
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), hp["batch_size"]):
         idx = order[i:i + hp["batch_size"]]
-        xb, yb = augment(x[idx], hp["rotate_deg"], hp["translate"], generator), y[idx]
+        xb, yb = augment(x[idx], hp["rotate_deg"], hp["translate"], generator, hp["elastic"]), y[idx]
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp["label_smoothing"])
