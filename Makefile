@@ -8,7 +8,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test data bench check report clean
+.PHONY: all notebooks test data bench check report clean sweep
 
 all: test
 
@@ -41,3 +41,10 @@ clean:
 # Regenerate the Result blocks and the README table from results/*.json, running nothing.
 report: $(STAMP)
 	$(PY) -m era_s7.notebooks --report
+
+# Seeds of named candidates on the validation split, paired against the baseline: make sweep CANDIDATE="baseline head2" SEEDS=1-8
+CANDIDATE ?=
+SEEDS ?= 1-8
+SPLIT ?= validation
+sweep: $(STAMP) data
+	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS)
