@@ -82,3 +82,17 @@ def test_evaluate_and_predict_agree(tiny_data):
     probs = training.predict(net, tiny_data["x_test"], batch_size=7)
     assert probs.shape == (500, 10) and torch.allclose(probs.sum(1), torch.ones(500))
     assert acc == pytest.approx(100.0 * (probs.argmax(1) == tiny_data["y_test"]).float().mean().item())
+
+
+def test_elastic_moves_pixels_smoothly_by_at_most_its_strength():
+    # a ramp whose value is the column index: a displacement of d pixels changes a value by d
+    ramp = torch.arange(28.0).view(1, 1, 1, 28).expand(64, 1, 28, 28).contiguous() + training.BACKGROUND
+    out = training.augment(ramp, 0.0, 0.0, torch.Generator().manual_seed(0), elastic=2.0)
+    moved = (out - ramp)[..., 3:-3, 3:-3]  # the borders take in black background
+    assert moved.abs().max() <= 2.0 + 1e-4
+    assert moved.abs().mean() > 0.2  # it does move
+    # smooth: neighbours move alike, never by a pixel or more (no strokes folded over or torn apart)
+    assert (moved[..., :, 1:] - moved[..., :, :-1]).abs().max() < 1.0
+    # elastic=0 draws nothing extra: rotation and shifts stay exactly as before
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(training.augment(ramp, 8.0, 0.0, g1), training.augment(ramp, 8.0, 0.0, g2, elastic=0.0))

@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+
+from era_s7 import sweep
+from era_s7.receptive_field import count_parameters, receptive_field
+
+
+def fake_run(candidate, seed, last5, params=7568):
+    history = [dict(epoch=i, test_acc=acc) for i, acc in enumerate([98.0] * 10 + list(last5), 1)]
+    return dict(name=f"{candidate}-seed{seed}", candidate=candidate, seed=seed, params=params, history=history,
+                total_seconds=1.0)
+
+
+def test_paired_difference_on_a_toy_case():
+    candidate = {1: 99.5, 2: 99.6, 3: 99.4}
+    baseline = {1: 99.4, 2: 99.5, 3: 99.4, 4: 99.0}  # seed 4 has no partner: left out
+    mean, se, n = sweep.paired_difference(candidate, baseline)
+    assert n == 3
+    assert mean == pytest.approx(0.2 / 3)
+    diffs = [0.1, 0.1, 0.0]
+    sd = math.sqrt(sum((d - 0.2 / 3) ** 2 for d in diffs) / 2)
+    assert se == pytest.approx(sd / math.sqrt(3))
+    assert math.isnan(sweep.paired_difference({1: 99.5}, {1: 99.4})[1])  # one pair: no standard error
+
+
+def test_validation_split_holds_out_the_last_training_images_and_never_the_test_set(mnist):
+    val = sweep.split_data(mnist, "validation")
+    assert len(val["x_train"]) == 50_000 and len(val["x_test"]) == 10_000
+    assert torch.equal(val["x_train"], mnist["x_train"][:50_000])
+    assert torch.equal(val["x_test"], mnist["x_train"][50_000:])
+    assert torch.equal(val["y_test"], mnist["y_train"][50_000:])
+    # the scoring images are training images, not test images, and are not trained on
+    assert not any(t.data_ptr() == mnist["x_test"].data_ptr() for t in val.values())
+    assert val["x_train"].data_ptr() + val["x_train"].numel() * 4 <= val["x_test"].data_ptr()
+    assert sweep.split_data(mnist, "test") is mnist
+    with pytest.raises(ValueError, match="allowed"):
+        sweep.split_data(mnist, "train")
+
+
+def test_parse_seeds():
+    assert sweep.parse_seeds("1-4,9") == [1, 2, 3, 4, 9]
+    assert sweep.parse_seeds("3") == [3]
+    with pytest.raises(ValueError, match="1-8"):
+        sweep.parse_seeds("one")
+
+
+@pytest.mark.parametrize("name", list(sweep.CANDIDATES))
+def test_every_candidate_fits_the_budget_and_sees_the_whole_digit(name):
+    model_class, recipe = sweep.CANDIDATES[name]
+    model = model_class()
+    assert count_parameters(model) < 8000
+    assert receptive_field(model)[1] >= 28
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert sweep.check_hyperparameters(recipe)["epochs"] <= 15
+
+
+def test_sweep_files_resume_replace_by_seed_and_table_pairs_on_common_seeds(tmp_path, capsys):
+    for seed, acc in [(1, 99.40), (2, 99.50), (3, 99.30)]:
+        sweep.add_run("baseline", "validation", fake_run("baseline", seed, [acc] * 5), tmp_path)
+    for seed, acc in [(1, 99.50), (2, 99.55)]:
+        sweep.add_run("head2", "validation", fake_run("head2", seed, [acc] * 5, 7856), tmp_path)
+    sweep.add_run("head2", "validation", fake_run("head2", 2, [99.60] * 5, 7856), tmp_path)  # rerun of seed 2
+    assert [r["seed"] for r in sweep.load_sweep("head2", "validation", tmp_path)["runs"]] == [1, 2]
+
+    table = sweep.sweep_table("validation", sweeps_dir=tmp_path)
+    head2 = next(line for line in table.splitlines() if line.startswith("| head2"))
+    assert "+0.100 ± 0.000 (2 seeds)" in head2 and "2/2" in head2  # seed 3 has no head2 partner
+    baseline = next(line for line in table.splitlines() if line.startswith("| baseline"))
+    assert "2/3" in baseline  # 99.30 is below 99.4
+
+    # every requested seed is on disk: nothing is trained
+    sweep.run_sweep(["baseline", "head2"], [1, 2], "validation", jobs=1, sweeps_dir=tmp_path)
+    assert "0 runs to train" in capsys.readouterr().out
+
+
+def test_train_candidate_records_what_produced_it(tiny_data):
+    run = sweep.train_candidate("elastic", seed=3, split="validation", epochs=1, data=tiny_data)
+    assert run["candidate"] == "elastic" and run["split"] == "validation" and run["seed"] == 3
+    assert run["hyperparameters"]["elastic"] == 2.0 and run["threads"] == torch.get_num_threads()
+    assert run["device_name"] and len(run["history"]) == 1
+    with pytest.raises(ValueError, match="not known"):
+        sweep.train_candidate("nope", seed=1, split="validation", data=tiny_data)
