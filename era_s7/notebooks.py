@@ -22,6 +22,7 @@ import nbformat
 from . import report
 from .data import atomic_write_bytes
 from .results import REPO_ROOT, RESULTS_DIR, load_record
+from .training import usable_cores
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
              "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
         update_readme()
         print(f"report: {len(chosen)} Result blocks and the README table regenerated from results/")
         return 0
-    cores = sorted(os.sched_getaffinity(0))[:args.jobs or None]
+    cores = usable_cores()[:args.jobs or None]
     if len(cores) > 1 and len(chosen) > 1:
         start = time.perf_counter()
         code = run_pinned(chosen, cores)

@@ -27,7 +27,7 @@ from .data import ensure_mnist, load_mnist
 from .model import RECIPES, Model_3, conv_block, head
 from .report import LAST, TARGET, last_accuracies
 from .results import RESULTS_DIR, load_record, make_record, save_json
-from .training import check_hyperparameters, fit
+from .training import check_hyperparameters, fit, usable_cores
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SPLITS = ("validation", "test")
@@ -198,7 +198,7 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
         return
     ensure_mnist()
     start = time.perf_counter()
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = usable_cores()
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Manager().Queue()
     for core in (cores * jobs)[:jobs]:
@@ -267,8 +267,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.table:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        run_sweep(candidates, seeds, args.split, args.jobs or usable, args.epochs)
+        run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs)
         for c in candidates:
             print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split)}")
     print(f"\n{sweep_table(args.split, None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]])}")

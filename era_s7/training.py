@@ -54,10 +54,18 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def usable_cores() -> list[int]:
+    """The cores this process may run on. Linux knows its affinity; macOS and Windows have no
+    `os.sched_getaffinity`, so there every core counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def set_threads(threads: int | None = None) -> int:
     """Intra-op threads for CPU work. Default: one per core the process may use, since on small
     CPUs an oversubscribed pool collapses when another process takes a core (measured in the README)."""
-    threads = threads or len(os.sched_getaffinity(0))
+    threads = threads or len(usable_cores())
     torch.set_num_threads(threads)
     return threads
 

@@ -14,9 +14,9 @@ from .plots import (plot_augmentations, plot_confusion, plot_history, plot_miscl
                     plot_runs, plot_samples)
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
 from .report import last_epochs_table, render_result, run_summary, runs_table  # noqa: F401
-from .results import RESULTS_DIR, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
+from .results import RESULTS_DIR, device_name, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
 from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, format_epoch,  # noqa: F401
-                       predict, select_device, set_threads)
+                       predict, select_device, set_threads, usable_cores)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -39,8 +39,7 @@ def run_hyperparameters(recipe: dict, epochs: int, smoke: bool) -> dict:
 
 def environment(device: torch.device) -> str:
     """One line: what this run ran on."""
-    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    name = device_name(device) + ("" if device.type == "cuda" else f", {len(usable_cores())} cores")
     return (f"torch {torch.__version__} | device {device.type} ({name}) | {torch.get_num_threads()} threads | "
             f"python {platform.python_version()}")
 
@@ -67,13 +66,16 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
     from .results import model_source_sha256
 
     committed = [load_record(p) for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()]
+    # results depend on the processor and the thread count too: reuse only a run made under this very condition
+    here = (device_name(torch.device(device)), torch.get_num_threads())
     records = []
     for run_name, model_name, hp, seed in runs:
-        same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"]) ==
-                (model_name, hp, seed, model_source_sha256(MODELS[model_name]))]
+        same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"],
+                                         r.get("device_name"), r.get("threads")) ==
+                (model_name, hp, seed, model_source_sha256(MODELS[model_name]), *here)]
         if same:
             print(f"--- {run_name}: {model_name}, seed {seed}: results/{same[0]['name']}.json has this very run "
-                  "(same code, recipe and seed); reused, not retrained. Its epochs:")
+                  f"(same code, recipe, seed, {here[0]} and {here[1]} threads); reused, not retrained. Its epochs:")
             for row in same[0]["history"]:
                 print(format_epoch(row, same[0]["epochs"]))
             records.append(dict(same[0], name=run_name))

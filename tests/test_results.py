@@ -63,3 +63,34 @@ def test_interrupted_save_keeps_previous_files(tmp_path, monkeypatch):
 def test_model_source_hash_tracks_the_class():
     assert results.model_source_sha256(type(make_model("Model_3"))) != results.model_source_sha256(type(make_model("Model_2")))
     assert len(results.model_source_sha256(type(make_model("Model_1")))) == 64
+
+
+@pytest.mark.parametrize("last5", [[98.62, 98.61, 98.57, 98.78, 98.72], [99.38, 99.41, 99.40, 99.45, 99.39],
+                                   [99.46, 99.47, 99.46, 99.48, 99.49]])
+def test_result_sentence_counts_what_the_numbers_say(last5):
+    from era_s7.report import render_result
+    record = results.make_record("unit", make_model("Model_3"), {"epochs": 15}, 1,
+                                 [dict(h, test_acc=a) for h, a in zip(fake_history(15), [99.0] * 10 + last5)], 3.0)
+    sentence = next(line for line in render_result(record).splitlines() if line.startswith("- Last 5 epochs"))
+    held = sum(a >= 99.4 for a in last5)
+    assert f"≥ 99.4% on {held} of 5" in sentence
+    assert f"min **{min(last5):.2f}%**" in sentence and "below" not in sentence
+
+
+def test_device_name_names_the_processor_and_records_the_threads():
+    record = results.make_record("unit", make_model("Model_3"), {"epochs": 3}, 7, fake_history(), 3.0)
+    assert record["threads"] == torch.get_num_threads()
+    assert record["device_name"] and record["device_name"] != "cpu"
+
+
+def test_studies_reuse_a_committed_run_only_under_the_same_condition(tiny_data, tmp_path, capsys):
+    from era_s7 import utils
+    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    utils.train("step3", make_model("Model_3", 1), tiny_data, hp, 1, tmp_path, log=lambda line: None)
+    record = utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("step3",))
+    assert "reused, not retrained" in capsys.readouterr().out and record["runs"][0]["name"] == "seed-1"
+
+    committed = results.load_record(tmp_path / "step3.json")
+    results.save_json(dict(committed, threads=committed["threads"] + 1), tmp_path / "step3.json")  # another condition
+    utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("step3",))
+    assert "reused" not in capsys.readouterr().out

@@ -96,3 +96,19 @@ def test_elastic_moves_pixels_smoothly_by_at_most_its_strength():
     # elastic=0 draws nothing extra: rotation and shifts stay exactly as before
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(training.augment(ramp, 8.0, 0.0, g1), training.augment(ramp, 8.0, 0.0, g2, elastic=0.0))
+
+
+def test_thread_count_works_where_there_is_no_affinity(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: every core counts there."""
+    import os
+
+    from era_s7 import utils
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    before = torch.get_num_threads()
+    try:
+        assert training.usable_cores() == [0, 1, 2]
+        assert training.set_threads() == 3 == torch.get_num_threads()
+        assert "3 cores" in utils.environment(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
