@@ -27,6 +27,14 @@ from .training import usable_cores
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
              "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"
+GITHUB_REPO = "era-s7/era-s7"  # owner/name on GitHub: the set-up cells clone it, the Colab badges open it
+
+
+def colab_badge(notebook: str) -> str:
+    """Markdown: an Open-in-Colab badge for a notebook path relative to the repository, and the Kaggle caveat."""
+    url = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/{notebook}"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url}) "
+            "(on Kaggle: switch Internet on in the notebook's settings; the set-up cell clones the repository)")
 
 
 class NotebookFailed(RuntimeError):

@@ -141,3 +141,33 @@ def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path):
     log.unlink()
     assert notebooks.run_pinned(notebooks.NOTEBOOKS, cores, command) == 3  # step2 fails ...
     assert "seeds" not in log.read_text()  # ... so no extended notebook ran
+
+
+def setup_cell(path):
+    return nbformat.read(path, as_version=4).cells[2].source
+
+
+def test_setup_cell_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
+    """Colab's "Restart runtime", or running the set-up cell twice, must find the clone instead of cloning again."""
+    from nbclient import NotebookClient
+
+    origin = tmp_path / "origin"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(origin)], check=True)
+    monkeypatch.setenv("ERA_S7_REPO", str(origin))
+    work = tmp_path / "content"  # Colab's working folder: no era_s7 anywhere above it
+    work.mkdir()
+    setup = setup_cell(STEP_NOTEBOOKS[0])
+    for _ in range(2):  # two sessions (a restart), the second running the cell twice
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup) for _ in range(_ + 1)] +
+                                      [nbformat.v4.new_code_cell("print(utils.__file__)")])
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+        assert stdout_of(nb).strip() == str(work / "era-s7" / "era_s7" / "utils.py")
+    assert sorted(p.name for p in work.iterdir()) == ["era-s7"]
+
+
+def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
+    setups = {setup_cell(p).split("%matplotlib inline")[0] for p in ALL_NOTEBOOKS}
+    assert len(setups) == 1 and f"https://github.com/{notebooks.GITHUB_REPO}" in setups.pop()
+    for path in ALL_NOTEBOOKS:
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert notebooks.colab_badge(str(path.relative_to(REPO_ROOT))) in first
