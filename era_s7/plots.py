@@ -41,31 +41,40 @@ def plot_samples(x, y, n=20, path=None):
 
 
 def plot_augmentations(x, hp, n=10, seed=0, path=None):
-    """Row 1: originals; rows 2-3: two random draws of the training augmentation."""
+    """Row 1: originals; rows 2-3: two random draws of the training augmentation. None (and a printed
+    line) when the recipe does not augment: a figure of unchanged digits would only mislead."""
+    if not (hp["rotate_deg"] or hp["translate"] or hp["elastic"]):
+        print("this recipe trains on the images as they are: no augmentation to show")
+        return None
     g = torch.Generator(device=x.device).manual_seed(seed)
     originals = x[:n]
     views = [originals] + [augment(originals, hp["rotate_deg"], hp["translate"], g, hp["elastic"]) for _ in range(2)]
     titles = ["original"] * n + ["augmented"] * 2 * n
     return _show_digits(torch.cat(views), titles, path, columns=n,
-                        title=f"augmentation: rotate ±{hp['rotate_deg']}°, translate ±{hp['translate']:.0%}")
+                        title=f"augmentation: rotate ±{hp['rotate_deg']}°, translate ±{hp['translate']:.0%}"
+                              + (f", elastic ≤ {hp['elastic']} px" if hp["elastic"] else ""))
 
 
 def plot_history(history, path=None, target=TARGET):
-    """Loss, accuracy (train and test) and learning rate per epoch."""
+    """Loss, accuracy (train and test), test accuracy zoomed to where the target is judged, learning rate."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    fig, (ax_loss, ax_acc, ax_zoom, ax_lr) = plt.subplots(1, 4, figsize=(19, 4), layout="constrained")
     for split, style in (("train", "-o"), ("test", "-s")):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, ms=3, label=split)
         ax_acc.plot(epochs, [r[f"{split}_acc"] for r in history], style, ms=3, label=split)
-    ax_acc.axhline(target, color="red", ls="--", lw=1, label=f"{target}%")
+    ax_zoom.plot(epochs, [r["test_acc"] for r in history], "-s", ms=3, color="C1", label="test")
+    for ax in (ax_acc, ax_zoom):
+        ax.axhline(target, color="red", ls="--", lw=1, label=f"{target}%")
     ax_acc.set_ylim(max(0.0, min(97.0, min(r["test_acc"] for r in history) - 0.5)), 100)
+    ax_zoom.set_ylim(98.5, 99.7)
     ax_lr.plot(epochs, [r["lr"] for r in history], "-o", ms=3)
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy %"), (ax_lr, "learning rate (end of epoch)")):
+    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy %"), (ax_zoom, "test accuracy %, 98.5-99.7"),
+                      (ax_lr, "learning rate (end of epoch)")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    ax_loss.legend()
-    ax_acc.legend()
+    for ax in (ax_loss, ax_acc, ax_zoom):
+        ax.legend()
     return _save(fig, path)
 
 

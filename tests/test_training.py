@@ -112,3 +112,12 @@ def test_thread_count_works_where_there_is_no_affinity(monkeypatch):
         assert "3 cores" in utils.environment(torch.device("cpu"))
     finally:
         torch.set_num_threads(before)
+
+
+def test_augmentation_figure_only_where_the_recipe_augments(capsys):
+    from era_s7 import plots
+    from era_s7.model import RECIPES
+    x = torch.randn(10, 1, 28, 28)
+    assert plots.plot_augmentations(x, training.check_hyperparameters(RECIPES["Model_1"])) is None
+    assert "no augmentation" in capsys.readouterr().out
+    assert plots.plot_augmentations(x, training.check_hyperparameters(RECIPES["Model_3"])) is not None
