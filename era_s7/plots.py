@@ -113,11 +113,13 @@ def plot_confusion(y, probs, path=None):
 
 
 def plot_runs(runs: list[dict], path=None, target=TARGET, title="test accuracy per epoch"):
-    """Test accuracy per epoch of several runs: each run's line, and the band between their min and max."""
+    """Test accuracy per epoch of several runs: each run's line, and, where the runs are seeds of one model and
+    recipe, the band between their min and max (across different variants a band would describe nothing)."""
     fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     epochs = [r["epoch"] for r in runs[0]["history"]]
     accs = np.array([[r["test_acc"] for r in run["history"]] for run in runs])
-    if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1:
+    same_recipe = len({(run["model"], str(sorted(run["hyperparameters"].items()))) for run in runs}) == 1
+    if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1 and same_recipe:
         ax.fill_between(epochs, accs.min(0), accs.max(0), alpha=0.2, label="min–max over runs")
     for run, acc in zip(runs, accs):
         ax.plot([r["epoch"] for r in run["history"]], acc, "-o", ms=3, lw=1, label=run["name"])

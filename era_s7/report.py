@@ -59,12 +59,13 @@ def render_result(record: dict) -> str:
         ]
     else:
         finals = [run_summary(r)["final"] for r in runs]
-        held = sum(run_summary(r)["last5_min"] >= TARGET for r in runs)
+        held, _ = held_count(record)
+        lines.append(f"- {len(runs)} runs of ≤ {max(r['epochs'] for r in runs)} epochs, "
+                     f"{sum(r['total_seconds'] for r in runs):.0f} s in all")
+        if len(models) == 1:  # a spread over seeds of one model; over different variants it would mean nothing
+            lines.append(f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
+                         f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}")
         lines += [
-            f"- {len(runs)} runs of ≤ {max(r['epochs'] for r in runs)} epochs, "
-            f"{sum(r['total_seconds'] for r in runs):.0f} s in all",
-            f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
-            f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}",
             f"- Runs with every one of their last {LAST} epochs ≥ {TARGET}%: **{held} of {len(runs)}**",
             "", "| run | model | seed | final | best | last-5 min | last-5 mean |", "|---|---|---|---|---|---|---|",
         ]
@@ -83,23 +84,41 @@ def replace_between(text: str, start: str, end: str, body: str) -> str:
     return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
 
 
-def readme_table(records: list[tuple[str, dict]]) -> str:
-    """One row per notebook: (notebook path relative to the repository, its record)."""
-    lines = ["| notebook | model | params | RF | epochs | last-5 min | last-5 mean | time | device | figures |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def held_count(record: dict, target: float = TARGET) -> tuple[int, int]:
+    """(runs whose every one of the last 5 epochs is >= target, runs)."""
+    runs = runs_of(record)
+    return sum(run_summary(r)["last5_min"] >= target for r in runs), len(runs)
+
+
+def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, str]]) -> str:
+    """The README's front page: the three steps (what changed, the target and why, the result), then the
+    extended notebooks. `records`: (notebook path relative to the repository, its record); `about`: notebook
+    stem -> (what changed or what is asked, the target and why)."""
+    header = ["| {kind} | model | {what} | {target} | params | RF | last-5 min | last-5 mean | runs held ≥ " + f"{TARGET} |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    steps = [line.format(kind="step", what="what changed", target="target, and why") for line in header]
+    extended = [line.format(kind="notebook", what="question", target="how") for line in header]
+    seeds_line = ""
     for notebook, record in records:
         runs = runs_of(record)
         summaries = [run_summary(r) for r in runs]
-        models = ", ".join(sorted({f"{r['model']}" for r in runs}))
+        models = ", ".join(sorted({f"`{r['model']}`" for r in runs}))
         params = ", ".join(f"{p:,}" for p in sorted({r["params"] for r in runs}))
         rfs = ", ".join(str(x) for x in sorted({r["receptive_field"] for r in runs}))
-        epochs = max(r["epochs"] for r in runs)
         lo, mean = min(s["last5_min"] for s in summaries), statistics.mean(s["last5_mean"] for s in summaries)
-        note = f" ({len(runs)} runs)" if len(runs) > 1 else ""
-        lines.append(f"| [{Path(notebook).stem}]({notebook}){note} | {models} | {params} | {rfs} | {epochs} | {lo:.2f} | "
-                     f"{mean:.2f} | {sum(r['total_seconds'] for r in runs):.0f} s | {runs[0]['device']} | "
-                     f"[png](results/figures/{record['name']}/) |")
-    return "\n".join(lines)
+        held, n = held_count(record)
+        what, target = about.get(Path(notebook).stem, ("", ""))
+        # across different variants (the ablation) a min or a mean describes no model: the notebook has each
+        lo_mean = f"{lo:.2f} | {mean:.2f}" if len({r["model"] for r in runs}) == 1 else "per variant | per variant"
+        row = (f"| [{Path(notebook).stem}]({notebook}) | {models} | {what} | {target} | {params} | {rfs} | {lo_mean} | "
+               f"{held} of {n} |")
+        (extended if "extended" in notebook else steps).append(row)
+        if record["name"] == "seeds":
+            spread = statistics.stdev(s["last5_mean"] for s in summaries) if n > 1 else 0.0
+            seeds_line = (f"\n\nStep 3's recipe, rerun on {n} seeds ([seeds study](notebooks/extended/seeds.ipynb)): "
+                          f"every one of the last 5 epochs ≥ {TARGET} % on **{held} of {n} seeds**; last-5 mean "
+                          f"{mean:.2f} % ± {spread:.2f} (std over seeds).")
+    return "\n".join(steps) + seeds_line + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
 
 
 def runs_table(runs: list[dict], target: float = TARGET) -> str:
