@@ -15,7 +15,7 @@ from torch import nn
 
 from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from .model import RECIPES, make_model
-from .results import RESULTS_DIR, git_commit, save_json
+from .results import RESULTS_DIR, device_name, git_commit, save_json
 from .training import (check_hyperparameters, evaluate, make_ema, make_optimizer, select_device, set_threads,
                        train_epoch)
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     seed_ips = seed_pipeline_images_per_s(device, args.images)
     engine_ips, eval_s = engine_timings(device, args.images)
     engine_gflops = train_flops * engine_ips / 1e9
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
+    name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
         device=device.type, device_name=name, torch=torch.__version__, commit=git_commit(), images_timed=args.images,
         model="Model_3", forward_macs=macs, train_flops_per_image=train_flops,

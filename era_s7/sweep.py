@@ -2,9 +2,11 @@
 
 A candidate is a layer plan plus overrides of step 3's recipe. `--split validation` (the default) trains on
 the first 50,000 training images and scores on the last 10,000: models are chosen there, never on the test
-set, which scores only the final choice (`--split test`). Each (candidate, seed) run is one process pinned to
-one core with one thread; results go to results/sweeps/<candidate>-<split>.json, rewritten after every run,
-so an interrupted sweep resumes where it stopped (seeds already in the file are not retrained).
+set, which scores only the final choice (`--split test`). On the CPU each (candidate, seed) run is one process
+pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it. Results go to
+<dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it stopped
+(seeds already in the file are not retrained). A file holds one condition (device and thread count): results
+depend on both, and only runs made under the same condition are compared.
 
     python -m era_s7.sweep baseline head2 --seeds 1-8 --split validation --jobs 2
     python -m era_s7.sweep --table            # run nothing: print the table of every sweep on disk
@@ -27,7 +29,7 @@ from .data import ensure_mnist, load_mnist
 from .model import RECIPES, Model_3, conv_block, head
 from .report import LAST, TARGET, last_accuracies
 from .results import RESULTS_DIR, load_record, make_record, save_json
-from .training import check_hyperparameters, fit, usable_cores
+from .training import check_hyperparameters, fit, select_device, usable_cores
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SPLITS = ("validation", "test")
@@ -143,9 +145,18 @@ def load_sweep(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> dic
                                                          split=split, runs=[])
 
 
+def condition(run: dict) -> tuple[str, int]:
+    return run.get("device_name"), run.get("threads")
+
+
 def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR) -> Path:
-    """Add one run to the candidate's sweep file (replacing a run of the same seed); atomic rewrite."""
+    """Add one run to the candidate's sweep file (replacing a run of the same seed); atomic rewrite.
+    ValueError if the file's runs were made under another condition (device, thread count)."""
     sweep = load_sweep(candidate, split, sweeps_dir)
+    other = {condition(r) for r in sweep["runs"]} - {condition(run)}
+    if other:
+        raise ValueError(f"{sweep_path(candidate, split, sweeps_dir)} holds runs made on {sorted(other)}, this one on "
+                         f"{condition(run)}: results depend on both; sweep into another folder (--dir)")
     sweep["runs"] = sorted([r for r in sweep["runs"] if r["seed"] != run["seed"]] + [run], key=lambda r: r["seed"])
     return save_json(sweep, sweep_path(candidate, split, sweeps_dir))
 
@@ -154,27 +165,28 @@ def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR
 _DATA: dict = {}
 
 
-def _pin_worker(cores) -> None:
-    """Pool initializer: this worker takes the next free core (one thread), so runs never share a core."""
+def _init_worker(cores, device: str) -> None:
+    """Pool initializer: one thread; on the CPU this worker takes the next free core, so runs never share one."""
     core = cores.get()
-    if hasattr(os, "sched_setaffinity"):
+    if device == "cpu" and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
 
 
 def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = None, data: dict | None = None,
-                    log=lambda line: None) -> dict:
-    """One run: the candidate's model, initialised from `seed`, trained with its recipe on the split."""
+                    device: str = "cpu", log=lambda line: None) -> dict:
+    """One run: the candidate's model, initialised from `seed` (on the CPU, as make_model does), trained with
+    its recipe on the split."""
     if candidate not in CANDIDATES:
         raise ValueError(f"candidate={candidate!r} is not known; allowed: {sorted(CANDIDATES)}")
     if data is None:
         if split not in _DATA:
-            _DATA[split] = split_data(load_mnist(device="cpu"), split)
+            _DATA[split] = split_data(load_mnist(device=select_device(device)), split)
         data = _DATA[split]
     model_class, recipe = CANDIDATES[candidate]
     hp = check_hyperparameters({**recipe, **({"epochs": epochs} if epochs else {})})
     torch.manual_seed(seed)
-    model = model_class()
+    model = model_class().to(data["x_train"].device)
     start = time.perf_counter()
     history = fit(model, data, hp, seed=seed, log=log)
     return dict(make_record(f"{candidate}-seed{seed}", model, hp, seed, history, time.perf_counter() - start),
@@ -182,15 +194,16 @@ def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = 
 
 
 def _train_job(job):
-    candidate, seed, split, epochs = job
-    return candidate, train_candidate(candidate, seed, split, epochs)
+    candidate, seed, split, epochs, device = job
+    return candidate, train_candidate(candidate, seed, split, epochs, device=device)
 
 
 def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, epochs: int | None = None,
-              sweeps_dir: Path = SWEEPS_DIR) -> None:
+              sweeps_dir: Path = SWEEPS_DIR, device: str = "cpu") -> None:
     """Train every (candidate, seed) not yet in its file, seed by seed across candidates (so that partial
     sweeps stay paired), `jobs` runs at once."""
-    todo = [(c, s, split, epochs) for s in seeds for c in candidates
+    select_device(device)  # a device that is not there fails here, before anything starts
+    todo = [(c, s, split, epochs, device) for s in seeds for c in candidates
             if s not in {r["seed"] for r in load_sweep(c, split, sweeps_dir)["runs"]}]
     print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); "
           f"{len(candidates) * len(seeds) - len(todo)} already on disk", flush=True)
@@ -203,7 +216,7 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
     queue = ctx.Manager().Queue()
     for core in (cores * jobs)[:jobs]:
         queue.put(core)
-    with ctx.Pool(jobs, initializer=_pin_worker, initargs=(queue,)) as pool:
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(queue, device)) as pool:
         for done, (candidate, run) in enumerate(pool.imap_unordered(_train_job, todo), 1):
             add_run(candidate, split, run, sweeps_dir)
             accs = last_accuracies(run)
@@ -254,6 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="validation", choices=SPLITS)
     parser.add_argument("--jobs", type=int, default=0, help="runs at once, one core each; 0: one per usable core")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke runs)")
+    parser.add_argument("--device", default="cpu", help="cpu (one pinned core per run) or cuda (--jobs runs share it)")
+    parser.add_argument("--dir", type=Path, default=SWEEPS_DIR, help="where the sweep files are (one condition each)")
     parser.add_argument("--table", action="store_true", help="train nothing: print the tables of the sweeps on disk")
     args = parser.parse_args(argv)
     candidates = args.candidates or list(CANDIDATES)
@@ -267,10 +282,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.table:
-        run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs)
+        run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs, args.dir, args.device)
         for c in candidates:
-            print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split)}")
-    print(f"\n{sweep_table(args.split, None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]])}")
+            print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split, args.dir)}")
+    chosen = None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]]
+    print(f"\n{sweep_table(args.split, chosen, args.dir)}")
     return 0
 
 

@@ -82,3 +82,20 @@ def test_train_candidate_records_what_produced_it(tiny_data):
     assert run["device_name"] and len(run["history"]) == 1
     with pytest.raises(ValueError, match="not known"):
         sweep.train_candidate("nope", seed=1, split="validation", data=tiny_data)
+
+
+def test_a_sweep_file_holds_one_condition(tmp_path):
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name="Intel Xeon", threads=1)
+    sweep.add_run("baseline", "validation", run, tmp_path)
+    sweep.add_run("baseline", "validation", dict(run, seed=2), tmp_path)
+    with pytest.raises(ValueError, match="results depend on both"):
+        sweep.add_run("baseline", "validation", dict(run, seed=3, threads=2), tmp_path)
+    assert len(sweep.load_sweep("baseline", "validation", tmp_path)["runs"]) == 2
+
+
+def test_an_absent_device_fails_before_anything_runs(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="not present"):
+        sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path, device="cuda")
+    assert not list(tmp_path.iterdir())
