@@ -99,3 +99,10 @@ def test_an_absent_device_fails_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="not present"):
         sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path, device="cuda")
     assert not list(tmp_path.iterdir())
+
+
+def test_search_doc_tables_are_what_the_sweep_files_say(tmp_path):
+    doc = tmp_path / "search.md"
+    doc.write_text(sweep.SEARCH_DOC.read_text())
+    sweep.update_search_doc("validation", doc)
+    assert doc.read_text() == sweep.SEARCH_DOC.read_text()  # regenerated from results/sweeps/: nothing changes
