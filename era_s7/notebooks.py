@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,13 @@ import time
 from pathlib import Path
 
 import nbformat
+import torch
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum
 
 from . import report
 from .data import atomic_write_bytes
-from .results import REPO_ROOT, RESULTS_DIR, load_record
+from .results import REPO_ROOT, RESULTS_DIR, device_name, git_commit, load_record, save_json
 from .training import usable_cores
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
@@ -51,6 +55,21 @@ def colab_badge(notebook: str) -> str:
 
 class NotebookFailed(RuntimeError):
     pass
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """A kernel reached over local sockets instead of TCP: nothing to encrypt, so no warning in every log."""
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+
+class CellOutputOnly(logging.Filter):
+    """The make log keeps what the cells print (the epoch lines) and drops papermill's per-cell banners,
+    its start-up lines and the reprs of figures that were saved as PNG anyway."""
+    NOISE = re.compile(r"(Executing Cell \d+-*|Ending Cell \d+-*|<Figure size [^>]*>|Executing notebook with kernel:.*|"
+                       r"Input Notebook:.*|Output Notebook:.*|Working directory:.*)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.NOISE.fullmatch(record.getMessage().strip())
 
 
 def clean_metadata(nb) -> None:
@@ -97,7 +116,7 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
         try:
             papermill.execute_notebook(str(notebook), str(running), parameters=parameters or {},
                                        kernel_name="python3", cwd=str(notebook.parent), progress_bar=False,
-                                       log_output=True)
+                                       log_output=True, kernel_manager_class=IPCKernelManager)
         except papermill.PapermillExecutionError as err:
             raise NotebookFailed(f"{notebook} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                                  f"{err.ename}: {err.evalue}. The committed notebook and results are unchanged.") from None
@@ -143,28 +162,61 @@ def notebook_command(notebook: str) -> list[str]:
     return [sys.executable, "-m", "era_s7.notebooks", Path(notebook).stem]
 
 
-def run_pinned(notebooks: list[str], cores: list[int], command=notebook_command) -> int:
+def progress(elapsed: float, message: str) -> None:
+    print(f"[{elapsed / 60:5.1f} min] {message}", flush=True)
+
+
+def estimate_left(pending: list[str], running: dict[str, float], now: float, cores: int) -> str:
+    """Minutes left, from each notebook's last recorded time: what the running ones (notebook -> start time)
+    still need plus the pending ones, shared among the cores."""
+    if not all(recorded_seconds(nb) for nb in [*pending, *running]):
+        return "time left unknown (a notebook has no recorded time)"
+    left = sum(recorded_seconds(nb) for nb in pending) + sum(max(0.0, recorded_seconds(nb) - (now - t0))
+                                                            for nb, t0 in running.items())
+    return f"about {left / cores / 60:.0f} min left (from the last recorded times)"
+
+
+def run_pinned(notebooks: list[str], cores: list[int], command=notebook_command, timings: dict | None = None) -> int:
     """Run notebooks as separate processes, one per core, each pinned to its core (so one thread each).
 
     On 2 cores, two one-thread trainings side by side get through more images than one two-thread
-    training (README, performance). The step notebooks go first: the extended ones reuse step 3's run.
+    training (research log, performance). The step notebooks go first: the extended ones reuse step 3's run.
     Within a wave the longest (by its last recorded time) starts first, so that the cores finish together.
-    Each child replaces its own notebook and results; returns the first non-zero exit code, else 0."""
+    Prints a line when a notebook starts or ends, with an estimate of what is left; fills `timings`
+    (notebook -> seconds). Each child replaces its own notebook and results; returns the first non-zero exit
+    code, else 0."""
+    timings = {} if timings is None else timings
+    start = time.perf_counter()
     waves = [[nb for nb in notebooks if "extended" not in nb], [nb for nb in notebooks if "extended" in nb]]
-    for wave in waves:
+    for i, wave in enumerate(waves):
         pending, running, failed = sorted(wave, key=recorded_seconds, reverse=True), {}, 0
+        later = [nb for w in waves[i + 1:] for nb in w]
         while pending or running:
             for core in [c for c in cores if c not in running][:len(pending)]:
                 nb = pending.pop(0)
-                print(f"running {nb} on core {core} ...", flush=True)
-                running[core] = subprocess.Popen(command(nb), preexec_fn=lambda core=core: os.sched_setaffinity(0, {core}))
+                running[core] = (nb, time.perf_counter(),
+                                 subprocess.Popen(command(nb), preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
+                progress(time.perf_counter() - start, f"started {nb} on core {core}")
             pid, status = os.wait()  # until one child ends
-            core = next(c for c, proc in running.items() if proc.pid == pid)
-            running.pop(core).returncode = code = os.waitstatus_to_exitcode(status)
+            core = next(c for c, (_, _, proc) in running.items() if proc.pid == pid)
+            nb, t0, proc = running.pop(core)
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
+            now = time.perf_counter()
+            timings[nb] = now - t0
+            left = estimate_left(pending + later, {n: t for n, t, _ in running.values()}, now, len(cores))
+            progress(now - start, f"{'finished' if code == 0 else f'FAILED (exit {code})'} {nb} in "
+                                  f"{(now - t0) / 60:.1f} min; {left}")
             failed = failed or code
         if failed:
             return failed
     return 0
+
+
+def record_full_run(timings: dict[str, float], total_seconds: float, jobs: int, path: Path = RESULTS_DIR / "make-notebooks.json"):
+    """results/make-notebooks.json: what a full `make notebooks` took, where, at which commit."""
+    return save_json(dict(total_seconds=total_seconds, jobs=jobs, device_name=device_name(torch.device("cpu")),
+                          commit=git_commit(), torch=torch.__version__,
+                          seconds={Path(nb).stem: round(s, 1) for nb, s in timings.items()}), path)
 
 
 def main(argv=None) -> int:
@@ -188,29 +240,31 @@ def main(argv=None) -> int:
         print(f"report: {len(chosen)} Result blocks and the README table regenerated from results/")
         return 0
     cores = usable_cores()[:args.jobs or None]
+    start, timings, code = time.perf_counter(), {}, 0
     if len(cores) > 1 and len(chosen) > 1:
-        start = time.perf_counter()
-        code = run_pinned(chosen, cores)
-        update_readme()
-        seconds = time.perf_counter() - start
-        print(f"notebooks: {len(chosen)} run on {len(cores)} cores in {seconds:.0f} s ({seconds / 60:.1f} min)")
-        return code
-    logging.getLogger("papermill").setLevel(logging.INFO)  # the cells' output, epoch lines included, in this log
-    total = 0.0
-    for nb in chosen:
-        # each line names its notebook: with --jobs, several notebooks write to one log
-        logging.basicConfig(format=f"    {Path(nb).stem}: %(message)s", force=True)
-        print(f"running {nb} ...", flush=True)
-        try:
-            seconds = execute(REPO_ROOT / nb)
-        except NotebookFailed as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        total += seconds
-        print(f"  {nb}: {seconds:.0f} s", flush=True)
+        code = run_pinned(chosen, cores, timings=timings)
+    else:
+        logging.getLogger("papermill").setLevel(logging.INFO)  # the cells' output, epoch lines included, in this log
+        logging.getLogger("papermill").addFilter(CellOutputOnly())
+        for nb in chosen:
+            # each line names its notebook: with --jobs, several notebooks write to one log
+            logging.basicConfig(format=f"    {Path(nb).stem}: %(message)s", force=True)
+            progress(time.perf_counter() - start, f"started {nb}")
+            try:
+                timings[nb] = execute(REPO_ROOT / nb)
+            except NotebookFailed as err:
+                print(f"error: {err}", file=sys.stderr)
+                code = 1
+                break
+            progress(time.perf_counter() - start, f"finished {nb} in {timings[nb] / 60:.1f} min; "
+                     + estimate_left(chosen[chosen.index(nb) + 1:], {}, 0.0, 1))
+        cores = cores[:1]
     update_readme()
-    print(f"notebooks: {len(chosen)} run in {total:.0f} s ({total / 60:.1f} min)")
-    return 0
+    seconds = time.perf_counter() - start
+    if code == 0 and chosen == NOTEBOOKS:
+        print(f"recorded in {record_full_run(timings, seconds, len(cores)).relative_to(REPO_ROOT)}")
+    print(f"notebooks: {len(chosen)} run on {len(cores)} core(s) in {seconds:.0f} s ({seconds / 60:.1f} min)")
+    return code
 
 
 if __name__ == "__main__":

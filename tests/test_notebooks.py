@@ -117,7 +117,7 @@ def test_failing_cell_leaves_committed_notebook_and_results_unchanged(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb", "results"]
 
 
-def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path):
+def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path, capsys):
     """`make notebooks` with JOBS > 1: one process per core, pinned to it; the extended notebooks start only
     after every step notebook ended (they reuse step 3's run); a failure is returned and stops the next wave."""
     log = tmp_path / "log"
@@ -129,8 +129,13 @@ def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path):
         return [sys.executable, "-c", script, Path(nb).stem, str(log)]
 
     cores = sorted(os.sched_getaffinity(0))[:2]
+    timings = {}
     assert notebooks.run_pinned(["notebooks/step1.ipynb", "notebooks/step3.ipynb"] + notebooks.NOTEBOOKS[3:],
-                                cores, command) == 0
+                                cores, command, timings) == 0
+    assert sorted(timings) == sorted(["notebooks/step1.ipynb", "notebooks/step3.ipynb"] + notebooks.NOTEBOOKS[3:])
+    assert all(0.3 <= s < 30 for s in timings.values())
+    printed = capsys.readouterr().out
+    assert printed.count("] started ") == 5 and printed.count("] finished ") == 5 and "min left" in printed
     events = log.read_text().splitlines()
     starts = [e for e in events if e.startswith("start")]
     assert len(starts) == 5
@@ -171,3 +176,27 @@ def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
     for path in ALL_NOTEBOOKS:
         first = nbformat.read(path, as_version=4).cells[0].source
         assert notebooks.colab_badge(str(path.relative_to(REPO_ROOT))) in first
+
+
+def test_full_run_is_recorded(tmp_path):
+    path = notebooks.record_full_run({"notebooks/step1.ipynb": 61.25, "notebooks/extended/seeds.ipynb": 300.0}, 400.0, 2,
+                                     tmp_path / "make-notebooks.json")
+    record = json.loads(path.read_text())
+    assert record["total_seconds"] == 400.0 and record["jobs"] == 2
+    assert record["seconds"] == {"step1": 61.2, "seeds": 300.0}
+    assert record["device_name"] not in ("", "cpu") and "commit" in record
+
+
+def test_make_log_keeps_cell_output_and_drops_papermill_noise():
+    import logging
+    keep = notebooks.CellOutputOnly().filter
+
+    def passes(message):
+        return keep(logging.LogRecord("papermill", logging.INFO, "", 0, message, None, None))
+
+    assert passes("epoch  3/15  lr 0.09  train loss 0.5 acc 98.00%  test loss 0.4 acc 99.00%  20.1s")
+    assert passes("MNIST: repaired t10k-labels-idx1-ubyte: md5 was 1, now 2 as expected, replaced from wheel")
+    for noise in ("Executing Cell 12---------------------------------------", "Ending Cell 3------",
+                  "<Figure size 1900x400 with 4 Axes>", "Input Notebook:  /x/step1.ipynb",
+                  "Executing notebook with kernel: python3"):
+        assert not passes(noise)
