@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import torch
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import CaselessStrEnum
+from traitlets import CaselessStrEnum, default
 
 from . import report
 from .data import atomic_write_bytes
@@ -58,8 +58,13 @@ class NotebookFailed(RuntimeError):
 
 
 class IPCKernelManager(AsyncKernelManager):
-    """A kernel reached over local sockets instead of TCP: nothing to encrypt, so no warning in every log."""
+    """A kernel reached over local sockets instead of TCP: nothing to encrypt, so no warning in every log.
+    The sockets live in the system's temporary folder, so that a killed run leaves none beside the notebooks."""
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    @default("ip")
+    def _ipc_path(self) -> str:
+        return os.path.join(tempfile.gettempdir(), f"era-s7-kernel-{os.getpid()}-{id(self)}-ipc")
 
 
 class CellOutputOnly(logging.Filter):
