@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .data import MNIST_MEAN, MNIST_STD
+from .report import one_recipe
 from .training import augment
 
 TARGET = 99.4
@@ -118,8 +119,7 @@ def plot_runs(runs: list[dict], path=None, target=TARGET, title="test accuracy p
     fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     epochs = [r["epoch"] for r in runs[0]["history"]]
     accs = np.array([[r["test_acc"] for r in run["history"]] for run in runs])
-    same_recipe = len({(run["model"], str(sorted(run["hyperparameters"].items()))) for run in runs}) == 1
-    if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1 and same_recipe:
+    if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1 and one_recipe(runs):
         ax.fill_between(epochs, accs.min(0), accs.max(0), alpha=0.2, label="min–max over runs")
     for run, acc in zip(runs, accs):
         ax.plot([r["epoch"] for r in run["history"]], acc, "-o", ms=3, lw=1, label=run["name"])

@@ -16,6 +16,12 @@ def runs_of(record: dict) -> list[dict]:
     return record.get("runs", [record])
 
 
+def one_recipe(runs: list[dict]) -> bool:
+    """Whether the runs are seeds of one model and recipe: only then do a spread or a band over them mean
+    anything (over different variants, as in the ablation, they describe no model)."""
+    return len({(r["model"], str(sorted(r["hyperparameters"].items()))) for r in runs}) == 1
+
+
 def last_accuracies(run: dict, n: int = LAST) -> list[float]:
     return [r["test_acc"] for r in run["history"][-n:]]
 
@@ -62,7 +68,7 @@ def render_result(record: dict) -> str:
         held, _ = held_count(record)
         lines.append(f"- {len(runs)} runs of ≤ {max(r['epochs'] for r in runs)} epochs, "
                      f"{sum(r['total_seconds'] for r in runs):.0f} s in all")
-        if len(models) == 1:  # a spread over seeds of one model; over different variants it would mean nothing
+        if one_recipe(runs):
             lines.append(f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
                          f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}")
         lines += [
@@ -108,8 +114,7 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
         lo, mean = min(s["last5_min"] for s in summaries), statistics.mean(s["last5_mean"] for s in summaries)
         held, n = held_count(record)
         what, target = about.get(Path(notebook).stem, ("", ""))
-        # across different variants (the ablation) a min or a mean describes no model: the notebook has each
-        lo_mean = f"{lo:.2f} | {mean:.2f}" if len({r["model"] for r in runs}) == 1 else "per variant | per variant"
+        lo_mean = f"{lo:.2f} | {mean:.2f}" if one_recipe(runs) else "per variant | per variant"
         row = (f"| [{Path(notebook).stem}]({notebook}) | {models} | {what} | {target} | {params} | {rfs} | {lo_mean} | "
                f"{held} of {n} |")
         (extended if "extended" in notebook else steps).append(row)
@@ -130,6 +135,7 @@ def runs_table(runs: list[dict], target: float = TARGET) -> str:
         lines.append(f"{run['name']:<22}{run['model']:<9}{run['params']:>7,}{s['seed']:>5}{s['final']:>8.2f}{s['best']:>8.2f}"
                      f"{s['last5_min']:>11.2f}{s['last5_mean']:>12.2f}  {'yes' if s['last5_min'] >= target else 'NO'}")
     finals = [run_summary(r)["final"] for r in runs]
-    spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
-    lines.append(f"final accuracy over {len(runs)} runs: mean {statistics.mean(finals):.2f}% ± {spread:.2f} (std)")
+    if one_recipe(runs):
+        spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
+        lines.append(f"final accuracy over {len(runs)} runs: mean {statistics.mean(finals):.2f}% ± {spread:.2f} (std)")
     return "\n".join(lines)

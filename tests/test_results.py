@@ -94,3 +94,13 @@ def test_studies_reuse_a_committed_run_only_under_the_same_condition(tiny_data, 
     results.save_json(dict(committed, threads=committed["threads"] + 1), tmp_path / "step3.json")  # another condition
     utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("step3",))
     assert "reused" not in capsys.readouterr().out
+
+
+def test_no_spread_is_reported_across_different_variants():
+    from era_s7.report import render_result, runs_table
+    run = results.make_record("a", make_model("Model_3"), {"epochs": 3, "lr": 0.1}, 1, fake_history(), 3.0)
+    seeds = dict(name="seeds", runs=[run, dict(run, name="b", seed=2)])
+    variants = dict(name="ablation", runs=[run, dict(run, name="b", hyperparameters={"epochs": 3, "lr": 0.2})])
+    assert "Final test accuracy over runs" in render_result(seeds) and "mean" in runs_table(seeds["runs"]).splitlines()[-1]
+    assert "Final test accuracy over runs" not in render_result(variants)
+    assert "final accuracy over" not in runs_table(variants["runs"])
