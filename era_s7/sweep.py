@@ -252,6 +252,31 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
     return "\n".join(lines)
 
 
+def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, baseline: str = BASELINE, min_seeds: int = 8,
+           min_se: float = 2.0) -> tuple[str, float, float, int] | None:
+    """The decision rule, fixed before the runs: of the candidates paired with the baseline on at least
+    `min_seeds` seeds, the one with the largest gain in last-5 mean, provided that gain is at least `min_se`
+    standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies."""
+    base = {r["seed"]: last5_mean(r) for r in load_sweep(baseline, split, sweeps_dir)["runs"]}
+    qualified = []
+    for c in CANDIDATES:
+        if c == baseline:
+            continue
+        diff, se, n = paired_difference({r["seed"]: last5_mean(r) for r in load_sweep(c, split, sweeps_dir)["runs"]}, base)
+        if n >= min_seeds and se > 0 and diff >= min_se * se:
+            qualified.append((c, diff, se, n))
+    return max(qualified, key=lambda q: q[1], default=None)
+
+
+def decision(split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
+    chosen = winner(split, sweeps_dir)
+    if chosen is None:
+        return "Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): no candidate qualifies."
+    name, diff, se, n = chosen
+    return (f"Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): "
+            f"**{name}**, {diff:+.3f} ± {se:.3f} on {n} seeds.")
+
+
 def seeds_table(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     """One line per seed: last-5 min, mean, held."""
     lines = [f"{'seed':>5}{'last-5 min':>12}{'last-5 mean':>13}  held"]
@@ -276,7 +301,8 @@ def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
 
 def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_dir: Path = SWEEPS_DIR) -> None:
     """Regenerate the tables of docs/search.md from the sweep files."""
-    body = f"{sweep_table(split, sweeps_dir=sweeps_dir)}\n\nEach run's last-5 min / mean:\n\n{seeds_matrix(split, sweeps_dir)}"
+    body = (f"{sweep_table(split, sweeps_dir=sweeps_dir)}\n\n{decision(split, sweeps_dir)}\n\n"
+            f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, sweeps_dir)}")
     text = replace_between(doc.read_text(), SEARCH_START.format(split=split), SEARCH_END, body)
     atomic_write_bytes(doc, text.encode())
 
@@ -307,7 +333,7 @@ def main(argv=None) -> int:
         for c in candidates:
             print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split, args.dir)}")
     chosen = None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]]
-    print(f"\n{sweep_table(args.split, chosen, args.dir)}")
+    print(f"\n{sweep_table(args.split, chosen, args.dir)}\n\n{decision(args.split, args.dir)}")
     if args.dir == SWEEPS_DIR and SEARCH_START.format(split=args.split) in SEARCH_DOC.read_text():
         update_search_doc(args.split)
         print(f"tables regenerated in {SEARCH_DOC.relative_to(REPO_ROOT)}")

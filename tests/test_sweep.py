@@ -106,3 +106,20 @@ def test_search_doc_tables_are_what_the_sweep_files_say(tmp_path):
     doc.write_text(sweep.SEARCH_DOC.read_text())
     sweep.update_search_doc("validation", doc)
     assert doc.read_text() == sweep.SEARCH_DOC.read_text()  # regenerated from results/sweeps/: nothing changes
+
+
+def test_decision_rule_takes_the_largest_gain_of_at_least_two_standard_errors_on_eight_seeds(tmp_path):
+    noise = [0.00, 0.02, -0.02, 0.01, -0.01, 0.03, -0.03, 0.00]
+    for seed, e in enumerate(noise, 1):
+        sweep.add_run("baseline", "validation", fake_run("baseline", seed, [99.30 + e] * 5), tmp_path)
+        sweep.add_run("lr02", "validation", fake_run("lr02", seed, [99.35 + e + noise[-seed] / 2] * 5), tmp_path)
+        sweep.add_run("ls0", "validation", fake_run("ls0", seed, [99.40 + e + 12 * noise[seed - 1]] * 5), tmp_path)
+        if seed <= 7:  # the biggest gain, but on too few seeds
+            sweep.add_run("head2", "validation", fake_run("head2", seed, [99.60 + e] * 5), tmp_path)
+    name, diff, se, n = sweep.winner("validation", tmp_path)
+    # ls0 gains more (+0.10) but its differences scatter so much that +0.10 is under 2 standard errors
+    assert sweep.paired_difference({s: 99.40 + e + 12 * e for s, e in enumerate(noise, 1)},
+                                   {s: 99.30 + e for s, e in enumerate(noise, 1)})[0] == pytest.approx(0.10)
+    assert (name, n) == ("lr02", 8) and diff == pytest.approx(0.05) and diff >= 2 * se
+    assert "**lr02**" in sweep.decision("validation", tmp_path)
+    assert sweep.winner("validation", tmp_path, min_se=1000) is None
