@@ -301,7 +301,8 @@ def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
 
 def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_dir: Path = SWEEPS_DIR) -> None:
     """Regenerate the tables of docs/search.md from the sweep files."""
-    body = (f"{sweep_table(split, sweeps_dir=sweeps_dir)}\n\n{decision(split, sweeps_dir)}\n\n"
+    rule = f"{decision(split, sweeps_dir)}\n\n" if split == "validation" else ""  # choices are made there only
+    body = (f"{sweep_table(split, sweeps_dir=sweeps_dir)}\n\n{rule}"
             f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, sweeps_dir)}")
     text = replace_between(doc.read_text(), SEARCH_START.format(split=split), SEARCH_END, body)
     atomic_write_bytes(doc, text.encode())
@@ -333,7 +334,9 @@ def main(argv=None) -> int:
         for c in candidates:
             print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split, args.dir)}")
     chosen = None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]]
-    print(f"\n{sweep_table(args.split, chosen, args.dir)}\n\n{decision(args.split, args.dir)}")
+    print(f"\n{sweep_table(args.split, chosen, args.dir)}")
+    if args.split == "validation":
+        print(f"\n{decision(args.split, args.dir)}")
     if args.dir == SWEEPS_DIR and SEARCH_START.format(split=args.split) in SEARCH_DOC.read_text():
         update_search_doc(args.split)
         print(f"tables regenerated in {SEARCH_DOC.relative_to(REPO_ROOT)}")
