@@ -200,3 +200,9 @@ def test_make_log_keeps_cell_output_and_drops_papermill_noise():
                   "<Figure size 1900x400 with 4 Axes>", "Input Notebook:  /x/step1.ipynb",
                   "Executing notebook with kernel: python3"):
         assert not passes(noise)
+
+
+@pytest.mark.parametrize("path", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def test_step_opening_cell_is_short(path):
+    """Target, Result and Analysis at a glance: process notes belong in docs/, not in the opening cell."""
+    assert len(nbformat.read(path, as_version=4).cells[0].source) <= 2500
