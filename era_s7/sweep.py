@@ -27,7 +27,7 @@ from torch import nn
 
 from .data import atomic_write_bytes, ensure_mnist, load_mnist
 from .model import RECIPES, Model_3, conv_block, head
-from .report import TARGET, last_accuracies, replace_between
+from .report import TARGET, held_count, last_accuracies, replace_between, runs_table
 from .results import REPO_ROOT, RESULTS_DIR, load_record, make_record, save_json
 from .training import check_hyperparameters, fit, select_device, usable_cores
 
@@ -151,6 +151,11 @@ def condition(run: dict) -> tuple[str, int]:
     return run.get("device_name"), run.get("threads")
 
 
+def last5_means(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> dict[int, float]:
+    """seed -> last-5 mean of the candidate's runs on disk."""
+    return {r["seed"]: last5_mean(r) for r in load_sweep(candidate, split, sweeps_dir)["runs"]}
+
+
 def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR) -> Path:
     """Add one run to the candidate's sweep file (replacing a run of the same seed); atomic rewrite.
     ValueError if the file's runs were made under another condition (device, thread count)."""
@@ -234,15 +239,16 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
     last-5 means against the baseline on the same seeds (mean +- standard error, and in standard errors)."""
     if candidates is None:
         candidates = [c for c in CANDIDATES if sweep_path(c, split, sweeps_dir).is_file()]
-    base = {r["seed"]: last5_mean(r) for r in load_sweep(baseline, split, sweeps_dir)["runs"]}
+    base = last5_means(baseline, split, sweeps_dir)
     lines = [f"| candidate | params | seeds | last-5 mean (mean ± std) | held ≥ {TARGET} | "
              f"vs {baseline}, paired (± SE) | in SE | s / run |", "|---|---|---|---|---|---|---|---|"]
     for c in candidates:
-        runs = load_sweep(c, split, sweeps_dir)["runs"]
+        sweep = load_sweep(c, split, sweeps_dir)
+        runs = sweep["runs"]
         if not runs:
             continue
-        means = {r["seed"]: last5_mean(r) for r in runs}
-        held = sum(min(last_accuracies(r)) >= TARGET for r in runs)
+        means = last5_means(c, split, sweeps_dir)
+        held, _ = held_count(sweep)
         spread = statistics.stdev(means.values()) if len(means) > 1 else 0.0
         diff, se, n = paired_difference(means, base) if c != baseline else (math.nan, math.nan, 0)
         paired = f"{diff:+.3f} ± {se:.3f} ({n} seeds)" if n >= 2 else "—"
@@ -257,12 +263,12 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, baseline: str = BASELINE, 
     """The decision rule, fixed before the runs: of the candidates paired with the baseline on at least
     `min_seeds` seeds, the one with the largest gain in last-5 mean, provided that gain is at least `min_se`
     standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies."""
-    base = {r["seed"]: last5_mean(r) for r in load_sweep(baseline, split, sweeps_dir)["runs"]}
+    base = last5_means(baseline, split, sweeps_dir)
     qualified = []
     for c in CANDIDATES:
         if c == baseline:
             continue
-        diff, se, n = paired_difference({r["seed"]: last5_mean(r) for r in load_sweep(c, split, sweeps_dir)["runs"]}, base)
+        diff, se, n = paired_difference(last5_means(c, split, sweeps_dir), base)
         if n >= min_seeds and se > 0 and diff >= min_se * se:
             qualified.append((c, diff, se, n))
     return max(qualified, key=lambda q: q[1], default=None)
@@ -270,21 +276,11 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, baseline: str = BASELINE, 
 
 def decision(split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     chosen = winner(split, sweeps_dir)
+    rule = "Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): "
     if chosen is None:
-        return "Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): no candidate qualifies."
+        return rule + "no candidate qualifies."
     name, diff, se, n = chosen
-    return (f"Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): "
-            f"**{name}**, {diff:+.3f} ± {se:.3f} on {n} seeds.")
-
-
-def seeds_table(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
-    """One line per seed: last-5 min, mean, held."""
-    lines = [f"{'seed':>5}{'last-5 min':>12}{'last-5 mean':>13}  held"]
-    for r in load_sweep(candidate, split, sweeps_dir)["runs"]:
-        accs = last_accuracies(r)
-        lines.append(f"{r['seed']:>5}{min(accs):>12.2f}{statistics.mean(accs):>13.2f}  "
-                     f"{'yes' if min(accs) >= TARGET else 'NO'}")
-    return "\n".join(lines)
+    return rule + f"**{name}**, {diff:+.3f} ± {se:.3f} on {n} seeds."
 
 
 def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
@@ -332,7 +328,7 @@ def main(argv=None) -> int:
     if not args.table:
         run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs, args.dir, args.device)
         for c in candidates:
-            print(f"\n{c} ({args.split} split)\n{seeds_table(c, args.split, args.dir)}")
+            print(f"\n{c} ({args.split} split)\n{runs_table(load_sweep(c, args.split, args.dir)['runs'])}")
     chosen = None if args.table else [BASELINE, *[c for c in candidates if c != BASELINE]]
     print(f"\n{sweep_table(args.split, chosen, args.dir)}")
     if args.split == "validation":
