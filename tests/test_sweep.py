@@ -8,7 +8,7 @@ from era_s7.receptive_field import count_parameters, receptive_field
 
 
 def fake_run(candidate, seed, last5, params=7568):
-    history = [dict(epoch=i, test_acc=acc) for i, acc in enumerate([98.0] * 10 + list(last5), 1)]
+    history = [dict(epoch=i, test_acc=acc, train_acc=99.0) for i, acc in enumerate([98.0] * 10 + list(last5), 1)]
     return dict(name=f"{candidate}-seed{seed}", candidate=candidate, seed=seed, params=params, history=history,
                 total_seconds=1.0)
 
