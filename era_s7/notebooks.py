@@ -182,29 +182,33 @@ def estimate_left(pending: list[str], running: dict[str, float], now: float, cor
 
 
 def run_pinned(notebooks: list[str], cores: list[int], command=notebook_command, timings: dict | None = None) -> int:
-    """Run notebooks as separate processes, one per core, each pinned to its core (so one thread each).
+    """Run notebooks as separate processes over the cores, in two waves.
 
-    On 2 cores, two one-thread trainings side by side get through more images than one two-thread
-    training (research log, performance). The step notebooks go first: the extended ones reuse step 3's run.
-    Within a wave the longest (by its last recorded time) starts first, so that the cores finish together.
+    The step notebooks (one training each) go first, one per core, each pinned to its core (so one thread each):
+    on 2 cores, two one-thread trainings side by side get through more images than one two-thread training
+    (research log, performance); the longest (by its last recorded time) starts first. The extended notebooks
+    follow, one at a time in their listed order, each given every core: each spreads its runs over them (one
+    pinned one-thread process per core) and may reuse the runs of those before it (step 3's, the seeds study's).
     Prints a line when a notebook starts or ends, with an estimate of what is left; fills `timings`
     (notebook -> seconds). Each child replaces its own notebook and results; returns the first non-zero exit
     code, else 0."""
     timings = {} if timings is None else timings
     start = time.perf_counter()
-    waves = [[nb for nb in notebooks if "extended" not in nb], [nb for nb in notebooks if "extended" in nb]]
-    for i, wave in enumerate(waves):
-        pending, running, failed = sorted(wave, key=recorded_seconds, reverse=True), {}, 0
-        later = [nb for w in waves[i + 1:] for nb in w]
+    steps = sorted([nb for nb in notebooks if "extended" not in nb], key=recorded_seconds, reverse=True)
+    waves = [(steps, [(c,) for c in cores]), ([nb for nb in notebooks if "extended" in nb], [tuple(cores)])]
+    for i, (wave, slots) in enumerate(waves):
+        pending, running, failed = list(wave), {}, 0
+        later = [nb for w, _ in waves[i + 1:] for nb in w]
         while pending or running:
-            for core in [c for c in cores if c not in running][:len(pending)]:
+            for slot in [s for s in slots if s not in running][:len(pending)]:
                 nb = pending.pop(0)
-                running[core] = (nb, time.perf_counter(),
-                                 subprocess.Popen(command(nb), preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
-                progress(time.perf_counter() - start, f"started {nb} on core {core}")
+                running[slot] = (nb, time.perf_counter(),
+                                 subprocess.Popen(command(nb), preexec_fn=lambda slot=slot: os.sched_setaffinity(0, slot)))
+                progress(time.perf_counter() - start, f"started {nb} on core{'s' * (len(slot) > 1)} "
+                                                       f"{', '.join(map(str, slot))}")
             pid, status = os.wait()  # until one child ends
-            core = next(c for c, (_, _, proc) in running.items() if proc.pid == pid)
-            nb, t0, proc = running.pop(core)
+            slot = next(s for s, (_, _, proc) in running.items() if proc.pid == pid)
+            nb, t0, proc = running.pop(slot)
             proc.returncode = code = os.waitstatus_to_exitcode(status)
             now = time.perf_counter()
             timings[nb] = now - t0

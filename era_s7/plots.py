@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .data import MNIST_MEAN, MNIST_STD
-from .report import one_recipe
+from .report import by_name, one_recipe
 from .training import augment
 
 TARGET = 99.4
@@ -115,14 +115,17 @@ def plot_confusion(y, probs, path=None):
 
 def plot_runs(runs: list[dict], path=None, target=TARGET, title="test accuracy per epoch"):
     """Test accuracy per epoch of several runs: each run's line, and, where the runs are seeds of one model and
-    recipe, the band between their min and max (across different variants a band would describe nothing)."""
+    recipe, the band between their min and max (across different variants a band would describe nothing).
+    Runs that share a name (a variant on several seeds) are drawn as one line, their mean over seeds."""
     fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     epochs = [r["epoch"] for r in runs[0]["history"]]
     accs = np.array([[r["test_acc"] for r in run["history"]] for run in runs])
     if len({len(run["history"]) for run in runs}) == 1 and len(runs) > 1 and one_recipe(runs):
         ax.fill_between(epochs, accs.min(0), accs.max(0), alpha=0.2, label="min–max over runs")
-    for run, acc in zip(runs, accs):
-        ax.plot([r["epoch"] for r in run["history"]], acc, "-o", ms=3, lw=1, label=run["name"])
+    for name, group in by_name(runs).items():
+        mean = np.mean([[r["test_acc"] for r in run["history"]] for run in group], axis=0)
+        label = name if len(group) == 1 else f"{name} (mean of {len(group)} seeds)"
+        ax.plot([r["epoch"] for r in group[0]["history"]], mean, "-o", ms=3, lw=1, label=label)
     ax.axhline(target, color="red", ls="--", lw=1, label=f"{target}%")
     ax.set(xlabel="epoch", ylabel="test accuracy %", title=title,
            ylim=(max(0.0, min(99.0, float(accs[:, -5:].min()) - 0.3)), min(100.0, float(accs.max()) + 0.15)))

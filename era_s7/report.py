@@ -1,6 +1,7 @@
 """Text generated from results/*.json: each notebook's Result block, the last-epochs table, the README table."""
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from pathlib import Path
@@ -71,14 +72,51 @@ def render_result(record: dict) -> str:
         if one_recipe(runs):
             lines.append(f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
                          f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}")
-        lines += [
-            f"- Runs with every one of their last {LAST} epochs ≥ {TARGET}%: **{held} of {len(runs)}**",
-            "", "| run | model | seed | final | best | last-5 min | last-5 mean |", "|---|---|---|---|---|---|---|",
-        ]
+        lines.append(f"- Runs with every one of their last {LAST} epochs ≥ {TARGET}%: **{held} of {len(runs)}**")
+        if len(by_name(runs)) < len(runs):  # variants, each on several seeds: judge them by their seeds together
+            lines += ["", variants_table(runs)]
+        lines += ["", "| run | model | seed | final | best | last-5 min | last-5 mean |", "|---|---|---|---|---|---|---|"]
         for r in runs:
             s = run_summary(r)
             lines.append(f"| {r['name']} | {r['model']} | {s['seed']} | {s['final']:.2f} | {s['best']:.2f} | "
                          f"{s['last5_min']:.2f} | {s['last5_mean']:.2f} |")
+    return "\n".join(lines)
+
+
+def paired_difference(candidate: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, int]:
+    """(mean, standard error, n) of candidate - baseline over the seeds both have."""
+    diffs = [candidate[s] - baseline[s] for s in sorted(set(candidate) & set(baseline))]
+    if len(diffs) < 2:
+        return (diffs[0] if diffs else math.nan), math.nan, len(diffs)
+    return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+
+
+def by_name(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by name, in order of first appearance: a study's variants, each run on several seeds."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["name"], []).append(run)
+    return groups
+
+
+def variants_table(runs: list[dict], target: float = TARGET) -> str:
+    """Markdown: one row per variant (runs of one name, on several seeds): its last-5 mean over seeds (mean ± std),
+    the mean of its last-5 mins, how many seeds held the target, and the paired difference of last-5 means
+    against the first variant on the same seeds (± standard error, and in standard errors)."""
+    groups = by_name(runs)
+    means = {name: {r["seed"]: run_summary(r)["last5_mean"] for r in group} for name, group in groups.items()}
+    reference = next(iter(groups))
+    lines = [f"| variant | seeds | last-5 mean (mean ± std) | last-5 min (mean) | seeds held ≥ {target} | "
+             f"vs {reference}, paired (± SE) | in SE |", "|---|---|---|---|---|---|---|"]
+    for name, group in groups.items():
+        m = list(means[name].values())
+        spread = statistics.stdev(m) if len(m) > 1 else 0.0
+        mins = [run_summary(r)["last5_min"] for r in group]
+        diff, se, n = paired_difference(means[name], means[reference]) if name != reference else (math.nan, math.nan, 0)
+        paired = f"{diff:+.3f} ± {se:.3f}" if n >= 2 else "—"
+        in_se = f"{diff / se:+.1f}" if n >= 2 and se > 0 else "—"
+        lines.append(f"| {name} | {len(group)} | {statistics.mean(m):.3f} ± {spread:.3f} | {statistics.mean(mins):.2f} | "
+                     f"{sum(x >= target for x in mins)}/{len(group)} | {paired} | {in_se} |")
     return "\n".join(lines)
 
 

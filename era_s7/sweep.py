@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
-import os
 import statistics
 import sys
 import time
@@ -25,11 +23,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import atomic_write_bytes, ensure_mnist, load_mnist
+from .data import atomic_write_bytes, load_mnist
 from .model import RECIPES, Model_3, conv_block, head
-from .report import TARGET, held_count, last_accuracies, replace_between, runs_table
+from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
 from .results import REPO_ROOT, RESULTS_DIR, load_record, make_record, save_json
-from .training import check_hyperparameters, fit, select_device, usable_cores
+from .training import POOL_DATA, check_hyperparameters, fit, pinned_pool, select_device, usable_cores
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
@@ -40,8 +38,16 @@ BASELINE = "baseline"
 
 
 # ------------------------------------------------------------------ candidate layer plans (one change each)
-class Head2(Model_3):
-    """Model_3 with a two-layer head: GAP, 1x1 16->16 (ReLU, BN), 1x1 16->10 (7,856 parameters)."""
+class Round1(Model_3):
+    """Model_3 as it was in round 1 of the search, the baseline then: the head a single 1x1 conv 16->10
+    (7,568 parameters). Round 1 adopted head2's two-layer head into Model_3."""
+    head_width = None
+
+
+class Head2(Round1):
+    """Round 1's Model_3 with a two-layer head: GAP, 1x1 16->16 (ReLU, BN), 1x1 16->10 (7,856 parameters).
+    (Today's Model_3 has this head; this class, which builds it after the old one, keeps round 1's runs
+    reproducible: the initial weights drawn are those of the runs on disk.)"""
 
     def __init__(self):
         super().__init__()
@@ -86,13 +92,13 @@ class DS40(nn.Module):
 
 
 STEP3 = RECIPES["Model_3"]
-# name: (model class, recipe). Every candidate differs from the baseline (today's Model_3) in one thing.
+# name: (model class, recipe). Every candidate differs from the baseline (round 1's Model_3) in one thing.
 CANDIDATES = {
-    BASELINE: (Model_3, STEP3),
-    "lr02": (Model_3, {**STEP3, "lr": 0.2}),               # peak learning rate 0.2
-    "elastic": (Model_3, {**STEP3, "elastic": 2.0}),       # + elastic distortion, up to 2 px
-    "rot12": (Model_3, {**STEP3, "rotate_deg": 12.0}),     # rotation +-12 deg instead of +-8
-    "ls0": (Model_3, {**STEP3, "label_smoothing": 0.0}),   # no label smoothing
+    BASELINE: (Round1, STEP3),
+    "lr02": (Round1, {**STEP3, "lr": 0.2}),               # peak learning rate 0.2
+    "elastic": (Round1, {**STEP3, "elastic": 2.0}),       # + elastic distortion, up to 2 px
+    "rot12": (Round1, {**STEP3, "rotate_deg": 12.0}),     # rotation +-12 deg instead of +-8
+    "ls0": (Round1, {**STEP3, "label_smoothing": 0.0}),   # no label smoothing
     "head2": (Head2, STEP3),
     "squeeze": (Squeeze, STEP3),
     "ds40": (DS40, STEP3),
@@ -128,14 +134,6 @@ def last5_mean(run: dict) -> float:
     return statistics.mean(last_accuracies(run))
 
 
-def paired_difference(candidate: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, int]:
-    """(mean, standard error, n) of candidate - baseline over the seeds both have."""
-    diffs = [candidate[s] - baseline[s] for s in sorted(set(candidate) & set(baseline))]
-    if len(diffs) < 2:
-        return (diffs[0] if diffs else math.nan), math.nan, len(diffs)
-    return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
-
-
 # ------------------------------------------------------------------ files
 def sweep_path(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> Path:
     return Path(sweeps_dir) / f"{candidate}-{split}.json"
@@ -169,17 +167,6 @@ def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR
 
 
 # ------------------------------------------------------------------ training
-_DATA: dict = {}
-
-
-def _init_worker(cores, device: str) -> None:
-    """Pool initializer: one thread; on the CPU this worker takes the next free core, so runs never share one."""
-    core = cores.get()
-    if device == "cpu" and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {core})
-    torch.set_num_threads(1)
-
-
 def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = None, data: dict | None = None,
                     device: str = "cpu", log=lambda line: None) -> dict:
     """One run: the candidate's model, initialised from `seed` (on the CPU, as make_model does), trained with
@@ -187,9 +174,7 @@ def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = 
     if candidate not in CANDIDATES:
         raise ValueError(f"candidate={candidate!r} is not known; allowed: {sorted(CANDIDATES)}")
     if data is None:
-        if split not in _DATA:
-            _DATA[split] = split_data(load_mnist(device=select_device(device)), split)
-        data = _DATA[split]
+        data = split_data(load_mnist(device=select_device(device)), split)
     model_class, recipe = CANDIDATES[candidate]
     hp = check_hyperparameters({**recipe, **({"epochs": epochs} if epochs else {})})
     torch.manual_seed(seed)
@@ -202,7 +187,7 @@ def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = 
 
 def _train_job(job):
     candidate, seed, split, epochs, device = job
-    return candidate, train_candidate(candidate, seed, split, epochs, device=device)
+    return candidate, train_candidate(candidate, seed, split, epochs, data=POOL_DATA, device=device)
 
 
 def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, epochs: int | None = None,
@@ -216,14 +201,8 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
           f"{len(candidates) * len(seeds) - len(todo)} already on disk", flush=True)
     if not todo:
         return
-    ensure_mnist()
     start = time.perf_counter()
-    cores = usable_cores()
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Manager().Queue()
-    for core in (cores * jobs)[:jobs]:
-        queue.put(core)
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(queue, device)) as pool:
+    with pinned_pool(jobs, device, split_data(load_mnist(), split)) as pool:
         for done, (candidate, run) in enumerate(pool.imap_unordered(_train_job, todo), 1):
             add_run(candidate, split, run, sweeps_dir)
             accs = last_accuracies(run)

@@ -6,6 +6,7 @@ No DataLoader, no PIL, no per-sample Python: a batch is an index slice, its augm
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 
@@ -68,6 +69,31 @@ def set_threads(threads: int | None = None) -> int:
     threads = threads or len(usable_cores())
     torch.set_num_threads(threads)
     return threads
+
+
+POOL_DATA: dict = {}  # in a pinned_pool worker: the data the pool was given, on the worker's device
+
+
+def _init_pinned_worker(cores, device: str, data: dict | None) -> None:
+    """Pool initializer: one thread; on the CPU this worker takes the next free core, so runs never share one."""
+    core = cores.get()
+    if device == "cpu" and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    POOL_DATA.update({k: v.to(device) for k, v in (data or {}).items()})
+
+
+def pinned_pool(jobs: int, device: str = "cpu", data: dict | None = None):
+    """A pool of `jobs` fresh (spawned) processes with one thread each, on the CPU each pinned to its own core:
+    on small CPUs two one-thread runs side by side get through more images than one two-thread run
+    (research log, performance). On a GPU the processes share the device. `data` (tensors) is sent to each
+    worker once, as POOL_DATA, moved to `device`."""
+    ctx = multiprocessing.get_context("spawn")
+    cores = ctx.Manager().Queue()
+    for core in (usable_cores() * jobs)[:jobs]:
+        cores.put(core)
+    data = {k: v.cpu() for k, v in (data or {}).items()}  # CPU tensors travel; CUDA ones would need IPC
+    return ctx.Pool(jobs, initializer=_init_pinned_worker, initargs=(cores, str(device), data))
 
 
 def check_hyperparameters(hp: dict) -> dict:

@@ -13,10 +13,10 @@ from .notebooks import RESULTS_ENV
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified,  # noqa: F401
                     plot_runs, plot_samples)
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
-from .report import last_epochs_table, render_result, run_summary, runs_table  # noqa: F401
+from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
 from .results import RESULTS_DIR, device_name, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
 from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, format_epoch,  # noqa: F401
-                       predict, select_device, set_threads, usable_cores)
+                       pinned_pool, predict, select_device, set_threads, usable_cores)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -55,33 +55,65 @@ def train(name: str, model: torch.nn.Module, data: dict, hp: dict, seed: int, re
     return record
 
 
+def _train_pooled(job) -> dict:
+    """A pinned_pool worker's run: the model freshly made from its seed, trained on the pool's data, quietly
+    (a worker's prints would not reach the notebook: train_runs prints the epochs when the run is back)."""
+    from .model import make_model
+    from .training import POOL_DATA
+
+    run_name, model_name, hp, seed, device = job
+    return train(run_name, make_model(model_name, seed, device), POOL_DATA, hp, seed, log=lambda line: None, save=False)
+
+
 def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None,
-               reuse: tuple[str, ...] = ()) -> dict:
-    """Train each (run name, model name, hyperparameters, seed) in turn; save one record with all of them
+               reuse: tuple[str, ...] = (), jobs: int | None = None) -> dict:
+    """Train each (run name, model name, hyperparameters, seed); save one record with all of them
     as results/<name>.json ({"name", "runs": [...]}) and return it.
 
-    `reuse` names committed single-run results (e.g. "step3") that stand in for a run, instead of training
-    it again, when their model code, hyperparameters and seed are the run's own."""
+    On the CPU the runs go `jobs` at a time (default: one per usable core), each in its own process pinned to
+    its own core with one thread; elsewhere one at a time. `reuse` names committed results (e.g. "step3",
+    "seeds") whose runs stand in for a run, instead of training it again, when their model code,
+    hyperparameters and seed are the run's own and they were made under this very condition."""
     from .model import MODELS, make_model
     from .results import model_source_sha256
 
-    committed = [load_record(p) for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()]
+    device = torch.device(device)
+    jobs = min(jobs or len(usable_cores()), len(runs)) if device.type == "cpu" else 1
+    committed = [run for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()
+                 for run in runs_of(load_record(p))]
     # results depend on the processor and the thread count too: reuse only a run made under this very condition
-    here = (device_name(torch.device(device)), torch.get_num_threads())
-    records = []
-    for run_name, model_name, hp, seed in runs:
+    here = (device_name(device), 1 if jobs > 1 else torch.get_num_threads())
+    found = {}  # index in runs -> the committed run that stands in for it
+    for i, (run_name, model_name, hp, seed) in enumerate(runs):
         same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"],
                                          r.get("device_name"), r.get("threads")) ==
                 (model_name, hp, seed, model_source_sha256(MODELS[model_name]), *here)]
         if same:
-            print(f"--- {run_name}: {model_name}, seed {seed}: results/{same[0]['name']}.json has this very run "
-                  f"(same code, recipe, seed, {here[0]} and {here[1]} threads); reused, not retrained. Its epochs:")
-            for row in same[0]["history"]:
-                print(format_epoch(row, same[0]["epochs"]))
-            records.append(dict(same[0], name=run_name))
-            continue
-        print(f"--- {run_name}: {model_name}, seed {seed}")
-        records.append(train(run_name, make_model(model_name, seed, device), data, hp, seed, save=False))
+            found[i] = dict(same[0], name=run_name)
+    todo = [(*run, str(device)) for i, run in enumerate(runs) if i not in found]
+    pool = pinned_pool(min(jobs, len(todo)), "cpu", data) if jobs > 1 and todo else None
+    if pool is not None:
+        print(f"{len(todo)} runs to train, {min(jobs, len(todo))} at a time (one process per core, one thread each)")
+        trained = pool.imap(_train_pooled, todo)
+    records = []
+    try:
+        for i, (run_name, model_name, hp, seed) in enumerate(runs):
+            if i in found:
+                print(f"--- {run_name}: {model_name}, seed {seed}: a run of the same code, recipe and seed, made on "
+                      f"{here[0]} with {here[1]} thread(s), is on disk; reused, not retrained. Its epochs:")
+            else:
+                print(f"--- {run_name}: {model_name}, seed {seed}")
+            if i in found or pool is not None:
+                record = found[i] if i in found else next(trained)
+                for row in record["history"]:
+                    print(format_epoch(row, record["epochs"]))
+            else:  # trained here: its epochs are printed as they end
+                record = train(run_name, make_model(model_name, seed, device), data, hp, seed, save=False)
+            records.append(record)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     record = dict(name=name, runs=records)
     save_json(record, results_path(results_dir) / f"{name}.json")
     return record

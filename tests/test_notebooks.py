@@ -118,8 +118,9 @@ def test_failing_cell_leaves_committed_notebook_and_results_unchanged(tmp_path):
 
 
 def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path, capsys):
-    """`make notebooks` with JOBS > 1: one process per core, pinned to it; the extended notebooks start only
-    after every step notebook ended (they reuse step 3's run); a failure is returned and stops the next wave."""
+    """`make notebooks` with JOBS > 1: the step notebooks one process per core, pinned to it; the extended
+    notebooks only after every step notebook ended (they reuse step 3's run), one at a time in their order, each
+    given every core; a failure is returned and stops the next wave."""
     log = tmp_path / "log"
     script = ("import os, sys, time; name, log = sys.argv[1], sys.argv[2]; "
               "open(log, 'a').write(f'start {name} {sorted(os.sched_getaffinity(0))}\\n'); time.sleep(0.3); "
@@ -139,7 +140,11 @@ def test_parallel_runner_pins_each_notebook_and_runs_the_steps_first(tmp_path, c
     events = log.read_text().splitlines()
     starts = [e for e in events if e.startswith("start")]
     assert len(starts) == 5
-    assert all(e.split(" ", 2)[2] in {str([c]) for c in cores} for e in starts)  # each pinned to one core
+    assert all(e.split(" ", 2)[2] in {str([c]) for c in cores} for e in starts if "step" in e)  # each on one core
+    assert all(e.split(" ", 2)[2] == str(cores) for e in starts if "step" not in e)  # each on every core
+    extended = [e for e in events if "step" not in e]
+    assert extended == [f"{kind} {Path(nb).stem}" + (f" {cores}" if kind == "start" else "")
+                        for nb in notebooks.NOTEBOOKS[3:] for kind in ("start", "end")]  # one at a time, in order
     last_step_end = max(i for i, e in enumerate(events) if e.startswith("end step"))
     first_extended = min(i for i, e in enumerate(events) if e.startswith("start") and "step" not in e)
     assert last_step_end < first_extended

@@ -104,3 +104,39 @@ def test_no_spread_is_reported_across_different_variants():
     assert "Final test accuracy over runs" in render_result(seeds) and "mean" in runs_table(seeds["runs"]).splitlines()[-1]
     assert "Final test accuracy over runs" not in render_result(variants)
     assert "final accuracy over" not in runs_table(variants["runs"])
+
+
+def test_pooled_runs_are_the_runs_one_thread_trains_in_process(tiny_data, tmp_path, capsys):
+    """Runs spread over pinned one-thread processes give the history a one-thread run here gives, bit for bit,
+    come back in their listed order, and reuse a committed one-thread run."""
+    from era_s7 import utils
+    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    runs = [("a", "Model_3", hp, 1), ("b", "Model_3", hp, 2), ("a", "Model_3", hp, 3)]
+    pooled = utils.train_runs("pooled", runs, tiny_data, "cpu", tmp_path, jobs=2)["runs"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = utils.train_runs("alone", runs, tiny_data, "cpu", tmp_path, jobs=1)["runs"]
+        utils.train("step3", make_model("Model_3", 2), tiny_data, hp, 2, tmp_path, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r["name"], r["seed"], r["threads"]) for r in pooled] == [("a", 1, 1), ("b", 2, 1), ("a", 3, 1)]
+    def timeless(runs):
+        return [{k: v for k, v in h.items() if k != "seconds"} for r in runs for h in r["history"]]
+
+    assert timeless(pooled) == timeless(alone)
+    capsys.readouterr()
+    again = utils.train_runs("again", runs, tiny_data, "cpu", tmp_path, reuse=("step3",), jobs=2)["runs"]
+    assert capsys.readouterr().out.count("reused, not retrained") == 1 and timeless(again) == timeless(pooled)
+
+
+def test_variants_are_judged_by_their_seeds_together():
+    from era_s7.report import render_result, variants_table
+    shifts = {("full", 1): 0.5, ("full", 2): 0.6, ("- x", 1): 0.3, ("- x", 2): 0.5}  # paired: -0.2 and -0.1
+    runs = [results.make_record(name, make_model("Model_3"), {"epochs": 15, "lr": 0.1 if name == "full" else 0.2}, seed,
+                                [dict(h, test_acc=99.0 + shift) for h in fake_history(15)], 3.0)
+            for (name, seed), shift in shifts.items()]
+    table = variants_table(runs)
+    assert "| full | 2 | 99.550 ± 0.071 | 99.55 | 2/2 | — | — |" in table
+    assert "| - x | 2 | 99.400 ± 0.141 | 99.40 | 1/2 | -0.150 ± 0.050 | -3.0 |" in table
+    assert table in render_result(dict(name="ablation", runs=runs))

