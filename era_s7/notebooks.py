@@ -33,15 +33,15 @@ NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"
 # The README's table: notebook -> (what changed, or what is asked; the target and why, or how).
 ABOUT = {
-    "step1": ("the skeleton: five 3×3 convs, one max-pool at RF 5, GAP and a 1×1 head; plain SGD, nothing else",
+    "step1": ("the skeleton: five 3×3 convs, one max-pool at RF 5, GAP and a two-layer 1×1 head; plain SGD, nothing else",
               "≥ 98.8 %: get the structure and the budget right before tuning anything"),
     "step2": ("BatchNorm after every conv, channel dropout 0.05", "≥ 99.3 %: step 1 spent its first epoch finding "
               "the layers' scale"),
     "step3": ("rotation ±8°, dropout out, one-cycle lr, weight EMA, label smoothing 0.1",
               "≥ 99.4 % on all of the last 5 epochs: step 2 jittered at a constant lr, below 99.4"),
-    "seeds": ("is step 3's seed lucky?", "step 3's recipe on more seeds"),
+    "seeds": ("is step 3's seed lucky?", "step 3's model and recipe on 10 seeds, one condition"),
     "golf": ("how small can it be?", "step 3's plan, every conv narrower, < 4,000 parameters"),
-    "ablation": ("what is each ingredient worth?", "step 3 with one ingredient removed at a time"),
+    "ablation": ("what is each ingredient worth?", "step 3 with one ingredient removed at a time, 3 seeds each"),
 }
 GITHUB_REPO = "era-s7/era-s7"  # owner/name on GitHub: the set-up cells clone it, the Colab badges open it
 
@@ -164,7 +164,7 @@ def recorded_seconds(notebook: str, results_dir: Path = RESULTS_DIR) -> float:
 
 
 def notebook_command(notebook: str) -> list[str]:
-    return [sys.executable, "-m", "era_s7.notebooks", Path(notebook).stem]
+    return [sys.executable, "-m", "era_s7.notebooks", "--quiet", Path(notebook).stem]
 
 
 def progress(elapsed: float, message: str) -> None:
@@ -235,6 +235,7 @@ def main(argv=None) -> int:
                         help="run nothing: regenerate the Result blocks and the README table from results/*.json")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks at once, each pinned to its own core; 0: one per usable core")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # a run_pinned child: the parent tells
     args = parser.parse_args(argv)
     chosen = [nb for nb in NOTEBOOKS if not args.names or Path(nb).stem in args.names]
     unknown = set(args.names) - {Path(nb).stem for nb in NOTEBOOKS}
@@ -250,6 +251,7 @@ def main(argv=None) -> int:
         return 0
     cores = usable_cores()[:args.jobs or None]
     start, timings, code = time.perf_counter(), {}, 0
+    say = (lambda elapsed, message: None) if args.quiet else progress
     if len(cores) > 1 and len(chosen) > 1:
         code = run_pinned(chosen, cores, timings=timings)
     else:
@@ -258,21 +260,22 @@ def main(argv=None) -> int:
         for nb in chosen:
             # each line names its notebook: with --jobs, several notebooks write to one log
             logging.basicConfig(format=f"    {Path(nb).stem}: %(message)s", force=True)
-            progress(time.perf_counter() - start, f"started {nb}")
+            say(time.perf_counter() - start, f"started {nb}")
             try:
                 timings[nb] = execute(REPO_ROOT / nb)
             except NotebookFailed as err:
                 print(f"error: {err}", file=sys.stderr)
                 code = 1
                 break
-            progress(time.perf_counter() - start, f"finished {nb} in {timings[nb] / 60:.1f} min; "
-                     + estimate_left(chosen[chosen.index(nb) + 1:], {}, 0.0, 1))
+            say(time.perf_counter() - start, f"finished {nb} in {timings[nb] / 60:.1f} min; "
+                + estimate_left(chosen[chosen.index(nb) + 1:], {}, 0.0, 1))
         cores = cores[:1]
     update_readme()
     seconds = time.perf_counter() - start
     if code == 0 and chosen == NOTEBOOKS:
         print(f"recorded in {record_full_run(timings, seconds, len(cores)).relative_to(REPO_ROOT)}")
-    print(f"notebooks: {len(chosen)} run on {len(cores)} core(s) in {seconds:.0f} s ({seconds / 60:.1f} min)")
+    if not args.quiet:
+        print(f"notebooks: {len(chosen)} run on {len(cores)} core(s) in {seconds:.0f} s ({seconds / 60:.1f} min)")
     return code
 
 

@@ -11,8 +11,8 @@ OUT=${OUT:-results}
 $PY -c "import torch; assert torch.cuda.is_available(), 'no GPU here'; print(torch.__version__, torch.cuda.get_device_name())"
 $PY -m era_s7.data
 # Runs share the GPU: one small model keeps it far from busy, so many processes at once is what fills it.
-# Budget: 8 candidates x 24 seeds; an interrupted sweep resumes (files are rewritten after every run).
-timeout 420 $PY -m era_s7.sweep baseline lr02 elastic rot12 ls0 head2 squeeze ds40 --seeds 1-24 --split validation \
+# Budget: every candidate (both rounds) x 24 seeds; an interrupted sweep resumes (files are rewritten after every run).
+timeout 420 $PY -m era_s7.sweep --seeds 1-24 --split validation \
     --device cuda --jobs 12 --dir results/sweeps/cuda || echo "sweep stopped at its time limit; partial files kept"
 timeout 120 $PY -m era_s7.bench --device cuda || true
 mkdir -p "$OUT" && cp -r results/sweeps/cuda results/bench-cuda.json "$OUT"/ 2>/dev/null || true

@@ -211,3 +211,48 @@ def test_make_log_keeps_cell_output_and_drops_papermill_noise():
 def test_step_opening_cell_is_short(path):
     """Target, Result and Analysis at a glance: process notes belong in docs/, not in the opening cell."""
     assert len(nbformat.read(path, as_version=4).cells[0].source) <= 2500
+
+
+def numbers_in_results(records: list[dict]) -> set[str]:
+    """Every number an Analysis may quote, as printed (1-3 decimals): the runs' per-epoch metrics, the spread
+    between any two epochs' test accuracy, each run's last-5 summary, the studies' mean and std over seeds,
+    the recipes' values, the target, and label smoothing's floor of the loss."""
+    import math
+    import statistics
+
+    def printed(x):
+        return {f"{x:.{d}f}" for d in (1, 2, 3)}
+
+    values = printed(report.TARGET)
+    for record in records:
+        runs = report.runs_of(record)
+        summaries = [report.run_summary(r) for r in runs]
+        for run, summary in zip(runs, summaries):
+            accs = [row["test_acc"] for row in run["history"]]
+            for row in run["history"]:
+                for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds"):
+                    values |= printed(row[key])
+            for a in accs:
+                for b in accs:
+                    values |= printed(abs(a - b))
+            values |= printed(summary["last5_mean"]) | printed(summary["last5_min"])
+            values |= set().union(*(printed(v) for v in run["hyperparameters"].values() if isinstance(v, float)))
+            eps = run["hyperparameters"].get("label_smoothing") or 0.0
+            if eps:  # cross-entropy against the smoothed targets, at its minimum
+                p_true, p_other = 1 - eps + eps / 10, eps / 10
+                values |= printed(-(p_true * math.log(p_true) + 9 * p_other * math.log(p_other)))
+        means = [s["last5_mean"] for s in summaries]
+        if len(means) > 1:
+            values |= printed(statistics.mean(means)) | printed(statistics.stdev(means))
+    return values
+
+
+@pytest.mark.parametrize("path", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_number_in_an_analysis_comes_from_the_results(path):
+    """An Analysis quotes the runs; it does not type numbers of its own (a typo, or a number left from an
+    older run, fails here)."""
+    analysis = nbformat.read(path, as_version=4).cells[0].source.split("**Analysis**", 1)[1]
+    records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
+    known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
+    quoted = re.findall(r"(?<![\w.])\d+\.\d+", analysis)
+    assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
