@@ -214,9 +214,9 @@ def test_step_opening_cell_is_short(path):
 
 
 def numbers_in_results(records: list[dict]) -> set[str]:
-    """Every number an Analysis may quote, as printed (1-3 decimals): the runs' per-epoch metrics, the spread
-    between any two epochs' test accuracy, each run's last-5 summary, the studies' mean and std over seeds,
-    the recipes' values, the target, and label smoothing's floor of the loss."""
+    """Every number an Analysis may quote, as printed (1-3 decimals): those of the generated Result blocks, the
+    runs' per-epoch metrics, the spread between any two epochs' test accuracy, each run's last-5 summary, the
+    studies' mean and std over seeds, the recipes' values, the target, and label smoothing's floor of the loss."""
     import math
     import statistics
 
@@ -225,6 +225,7 @@ def numbers_in_results(records: list[dict]) -> set[str]:
 
     values = printed(report.TARGET)
     for record in records:
+        values |= {n.lstrip("-") for n in re.findall(NUMBER, report.render_result(record))}
         runs = report.runs_of(record)
         summaries = [report.run_summary(r) for r in runs]
         for run, summary in zip(runs, summaries):
@@ -247,12 +248,15 @@ def numbers_in_results(records: list[dict]) -> set[str]:
     return values
 
 
-@pytest.mark.parametrize("path", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+NUMBER = r"(?<![\w.])-?\d+\.\d+"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_number_in_an_analysis_comes_from_the_results(path):
     """An Analysis quotes the runs; it does not type numbers of its own (a typo, or a number left from an
     older run, fails here)."""
     analysis = nbformat.read(path, as_version=4).cells[0].source.split("**Analysis**", 1)[1]
     records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
     known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
-    quoted = re.findall(r"(?<![\w.])\d+\.\d+", analysis)
+    quoted = [q.lstrip("-") for q in re.findall(NUMBER, analysis)]
     assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
