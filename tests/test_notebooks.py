@@ -214,14 +214,14 @@ def test_step_opening_cell_is_short(path):
 
 
 def numbers_in_results(records: list[dict]) -> set[str]:
-    """Every number an Analysis may quote, as printed (1-3 decimals): those of the generated Result blocks, the
+    """Every number an Analysis may quote, as printed (1-4 decimals): those of the generated Result blocks, the
     runs' per-epoch metrics, the spread between any two epochs' test accuracy, each run's last-5 summary, the
-    studies' mean and std over seeds, the recipes' values, the target, and label smoothing's floor of the loss."""
+    studies' mean, std and standard error over seeds, the recipes' values, the target, and label smoothing's floor of the loss."""
     import math
     import statistics
 
     def printed(x):
-        return {f"{x:.{d}f}" for d in (1, 2, 3)}
+        return {f"{x:.{d}f}" for d in (1, 2, 3, 4)}
 
     values = printed(report.TARGET)
     for record in records:
@@ -244,7 +244,8 @@ def numbers_in_results(records: list[dict]) -> set[str]:
                 values |= printed(-(p_true * math.log(p_true) + 9 * p_other * math.log(p_other)))
         means = [s["last5_mean"] for s in summaries]
         if len(means) > 1:
-            values |= printed(statistics.mean(means)) | printed(statistics.stdev(means))
+            spread = statistics.stdev(means)
+            values |= printed(statistics.mean(means)) | printed(spread) | printed(spread / math.sqrt(len(means)))
     return values
 
 
