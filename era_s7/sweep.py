@@ -92,7 +92,8 @@ class DS40(nn.Module):
 
 
 STEP3 = RECIPES["Model_3"]
-# name: (model class, recipe). Each candidate differs from its round's baseline in one thing.
+# name: (model class, recipe). Each candidate differs from its round's baseline in one thing (head2-all3: in
+# round 2's three at once).
 CANDIDATES = {
     BASELINE: (Round1, STEP3),
     "lr02": (Round1, {**STEP3, "lr": 0.2}),               # peak learning rate 0.2
