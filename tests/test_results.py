@@ -121,6 +121,7 @@ def test_pooled_runs_are_the_runs_one_thread_trains_in_process(tiny_data, tmp_pa
     finally:
         torch.set_num_threads(threads)
     assert [(r["name"], r["seed"], r["threads"]) for r in pooled] == [("a", 1, 1), ("b", 2, 1), ("a", 3, 1)]
+
     def timeless(runs):
         return [{k: v for k, v in h.items() if k != "seconds"} for r in runs for h in r["history"]]
 
