@@ -284,23 +284,22 @@ def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR, candidates: list[str
     return "\n".join(lines)
 
 
-def search_doc_sections(split: str) -> dict[str, tuple[str, list[str] | None]]:
-    """The generated sections of docs/search.md for a split: marker label -> (baseline, candidates). On the
-    validation split, where choices are made, one per round; on the test split one for every candidate."""
+def search_doc_sections(split: str) -> dict[str, tuple[str | None, str, list[str] | None]]:
+    """The generated sections of docs/search.md for a split: marker label -> (round or None, baseline, candidates).
+    On the validation split, where choices are made, one per round; on the test split one for every candidate."""
     if split == "test":
-        return {"test split": (BASELINE, None)}
-    return {f"{split} split, {round_}": (baseline, [baseline, *candidates])
+        return {"test split": (None, BASELINE, None)}
+    return {f"{split} split, {round_}": (round_, baseline, [baseline, *candidates])
             for round_, (baseline, candidates) in ROUNDS.items()}
 
 
 def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_dir: Path = SWEEPS_DIR) -> None:
     """Regenerate the tables of docs/search.md from the sweep files (the sections whose markers it has)."""
     text = doc.read_text()
-    for label, (baseline, candidates) in search_doc_sections(split).items():
+    for label, (round_, baseline, candidates) in search_doc_sections(split).items():
         if SEARCH_START.format(section=label) not in text:
             continue
-        round_ = label.rpartition(", ")[2]
-        rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ in ROUNDS else ""  # choices are made there only
+        rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ else ""  # choices are made per round only
         body = (f"{sweep_table(split, candidates, sweeps_dir, baseline)}\n\n{rule}"
                 f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, sweeps_dir, candidates)}")
         text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END, body)

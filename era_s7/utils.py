@@ -91,9 +91,10 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
         if same:
             found[i] = dict(same[0], name=run_name)
     todo = [(*run, str(device)) for i, run in enumerate(runs) if i not in found]
-    pool = pinned_pool(min(jobs, len(todo)), "cpu", data) if jobs > 1 and todo else None
+    workers = min(jobs, len(todo))
+    pool = pinned_pool(workers, "cpu", data) if jobs > 1 and todo else None
     if pool is not None:
-        print(f"{len(todo)} runs to train, {min(jobs, len(todo))} at a time (one process per core, one thread each)")
+        print(f"{len(todo)} runs to train, {workers} at a time (one process per core, one thread each)")
         trained = pool.imap(_train_pooled, todo)
     records = []
     try:
