@@ -43,8 +43,11 @@ report: $(STAMP)
 	$(PY) -m era_s7.notebooks --report
 
 # Seeds of named candidates on the validation split, paired against the baseline: make sweep CANDIDATE="baseline head2" SEEDS=1-8
+# (round 3: make sweep CANDIDATE="m3 dsx40" SEEDS=1-16 PRECISION=bf16)
 CANDIDATE ?=
 SEEDS ?= 1-8
 SPLIT ?= validation
+# fp32, or bf16 (autocast + channels_last): faster where the CPU has bf16 units (make bench says)
+PRECISION ?= fp32
 sweep: $(STAMP) data
-	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS)
+	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION)

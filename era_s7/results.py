@@ -18,7 +18,8 @@ from .report import runs_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
-RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "threads", "torch",
+RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "threads", "precision",
+               "memory_format", "torch",
                "hyperparameters", "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 
@@ -51,6 +52,14 @@ def device_name(device: torch.device) -> str:
         return platform.processor() or platform.machine()
 
 
+def run_condition(run: dict) -> tuple:
+    """What a run's numbers depend on besides its model, recipe and seed: processor (or GPU), thread count,
+    precision ('fp32' or 'bf16' autocast) and memory format. Runs are compared only under one condition.
+    Records from before precision was recorded were fp32, contiguous."""
+    return (run.get("device_name"), run.get("threads"), run.get("precision", "fp32"),
+            run.get("memory_format", "contiguous"))
+
+
 def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history: list[dict],
                 total_seconds: float) -> dict:
     device = next(model.parameters()).device
@@ -58,6 +67,8 @@ def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history:
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         device_name=device_name(device), threads=torch.get_num_threads(),
+        precision="bf16" if hp.get("bf16") else "fp32",
+        memory_format="channels_last" if hp.get("channels_last") else "contiguous",
         torch=torch.__version__, hyperparameters=hp, receptive_field=receptive_field(model)[1],
         history=history, total_seconds=total_seconds, commit=git_commit(),
         model_source_sha256=model_source_sha256(type(model)),

@@ -88,8 +88,11 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
     run = dict(fake_run("baseline", 1, [99.4] * 5), device_name="Intel Xeon", threads=1)
     sweep.add_run("baseline", "validation", run, tmp_path)
     sweep.add_run("baseline", "validation", dict(run, seed=2), tmp_path)
-    with pytest.raises(ValueError, match="results depend on both"):
+    with pytest.raises(ValueError, match="results depend on each"):
         sweep.add_run("baseline", "validation", dict(run, seed=3, threads=2), tmp_path)
+    with pytest.raises(ValueError, match="bf16"):  # precision and memory format are part of the condition
+        sweep.add_run("baseline", "validation", dict(run, seed=3, precision="bf16", memory_format="channels_last"),
+                      tmp_path)
     assert len(sweep.load_sweep("baseline", "validation", tmp_path)["runs"]) == 2
 
 
