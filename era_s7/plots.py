@@ -132,3 +132,26 @@ def plot_runs(runs: list[dict], path=None, target=TARGET, title="test accuracy p
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
+
+
+def plot_your_digit(source, prediction, path=None):
+    """Your digit before and after the MNIST-style preprocessing (era_s7/digits.py), side by side, and the
+    model's class probabilities. `source` is what was given to `classify` (a file, PIL image or array);
+    `prediction` is what it returned."""
+    from .digits import load_grey
+
+    fig, (before, after, bars) = plt.subplots(1, 3, figsize=(10, 3), layout="constrained",
+                                              gridspec_kw=dict(width_ratios=[1.4, 1, 1.4]))
+    grey = load_grey(source)
+    before.imshow(grey, cmap="gray", vmin=0, vmax=1)
+    before.set_title(f"your image, {grey.shape[1]}x{grey.shape[0]} px", fontsize=9)
+    after.imshow(prediction.image, cmap="gray", vmin=0, vmax=1)
+    after.set_title("what the model sees: 28x28", fontsize=9)
+    for ax in (before, after):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bars.bar(range(10), prediction.probs, color=["tab:green" if d == prediction.digit else "tab:gray" for d in range(10)])
+    bars.set_xticks(range(10))
+    bars.set_ylim(0, 1)
+    bars.set_title(f"prediction: {prediction.digit} (p = {prediction.probs[prediction.digit]:.2f})", fontsize=9)
+    return _save(fig, path)

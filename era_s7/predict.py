@@ -1,0 +1,56 @@
+"""Classify photos or scans of digits: python -m era_s7.predict IMAGE... [--model Model_3] [--weights results/step3.pt]
+
+Each image goes through the MNIST-style preprocessing of era_s7/digits.py; one line per image:
+    <file>  <digit>  p=<probability>  runner-up <digit> p=<probability>
+An image that cannot be read, or that has no ink, gets an error line on stderr; the exit status is then 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .digits import Prediction, classify
+from .model import MODELS, make_model
+from .results import RESULTS_DIR, load_weights
+
+# Each step's model and the weights its notebook commits.
+STEP_WEIGHTS = {"Model_1": "step1.pt", "Model_2": "step2.pt", "Model_3": "step3.pt"}
+
+
+def load_model(name: str = "Model_3", weights: Path | str | None = None):
+    """`name` from era_s7/model.py with `weights` (default: that step's results/step<N>.pt), in eval mode."""
+    if weights is None:
+        if name not in STEP_WEIGHTS:
+            raise ValueError(f"no committed weights for {name}: give --weights")
+        weights = RESULTS_DIR / STEP_WEIGHTS[name]
+    return load_weights(make_model(name), weights).eval()
+
+
+def format_prediction(p: Prediction) -> str:
+    """One line: file, digit, its probability, the runner-up and its probability."""
+    return f"{p.name}  {p.digit}  p={p.probs[p.digit]:.3f}  runner-up {p.runner_up} p={p.probs[p.runner_up]:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m era_s7.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, ...: any size, light or dark paper")
+    parser.add_argument("--model", default="Model_3", choices=sorted(MODELS))
+    parser.add_argument("--weights", help="a state_dict .pt (default: the model's step in results/)")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model, args.weights)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failed = 0
+    for image in args.images:
+        try:
+            print(format_prediction(classify(image, model)), flush=True)
+        except (OSError, ValueError) as err:  # unreadable file, not an image, no ink
+            print(f"error: {image}: {err}" if image not in str(err) else f"error: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
