@@ -8,7 +8,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test data bench check report clean sweep
+.PHONY: all notebooks test data bench check report clean sweep predict web web-vendor
 
 all: test
 
@@ -24,6 +24,7 @@ data: $(STAMP)
 # NB=step3 runs one notebook; default all of them, JOBS at once.
 notebooks: $(STAMP) data
 	$(PY) -m era_s7.notebooks --jobs $(JOBS) $(NB)
+	$(PY) -m era_s7.export  # the web demo's models follow new weights (only those that changed are exported)
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
@@ -51,3 +52,25 @@ SPLIT ?= validation
 PRECISION ?= fp32
 sweep: $(STAMP) data
 	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION)
+
+# Classify photos or scans of digits: make predict IMAGES="a.png b.jpg" (MODEL=Model_1 for step 1's model)
+IMAGES ?=
+MODEL ?= Model_3
+predict: $(STAMP)
+	@test -n "$(IMAGES)" || { echo 'usage: make predict IMAGES="a.png b.jpg" [MODEL=Model_3]'; exit 2; }
+	$(PY) -m era_s7.predict $(IMAGES) --model $(MODEL)
+
+# The web demo: export the committed weights to web/models/ (those that changed), then serve the repository;
+# the page is at http://localhost:$(PORT)/web/ (Ctrl-C stops the server).
+PORT ?= 8000
+web: $(STAMP)
+	$(PY) -m era_s7.export
+	@echo "the demo: http://localhost:$(PORT)/web/"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1
+
+# Vendor onnxruntime-web, at the version web/package.json pins, into web/vendor/ (committed: the page then needs
+# no network, on GitHub Pages or offline). Only needed to change that version.
+ORT_FILES := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+web-vendor:
+	cd web && npm install --no-package-lock --ignore-scripts --no-audit --no-fund
+	cd web/node_modules/onnxruntime-web/dist && cp $(ORT_FILES) ../../../vendor/
