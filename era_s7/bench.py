@@ -1,6 +1,7 @@
 """`make bench`: training throughput of the seed pipeline vs this project's engine vs the hardware's peak.
 
-Same machine, same model (Model_3), timed over a fraction of an epoch and extrapolated; writes
+Same machine; the seed pipeline trains Model_3, the engine each named sweep candidate in fp32 and in bf16
+(autocast + channels_last); each timed over a fraction of an epoch and extrapolated; writes
 results/bench-<device>.json. A benchmark, not a test: it reports, it asserts nothing.
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ from torch import nn
 from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from .model import RECIPES, make_model
 from .results import RESULTS_DIR, device_name, git_commit, save_json
-from .training import (check_hyperparameters, evaluate, make_ema, make_optimizer, select_device, set_threads,
-                       train_epoch)
+from .training import (MEMORY_FORMATS, PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer,
+                       select_device, set_threads, train_epoch)
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
@@ -83,11 +84,16 @@ def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def engine_timings(device: torch.device, images: int) -> tuple[float, float]:
-    """(training images/s with the step-3 recipe, seconds of one full test-set evaluation)."""
+def engine_timings(device: torch.device, images: int, candidate: str = "m3", precision: str = "fp32"
+                   ) -> tuple[float, float]:
+    """(training images/s of a sweep candidate with the step-3 recipe at `precision`, seconds of one full
+    test-set evaluation)."""
+    from .sweep import CANDIDATES  # the search's plans, by name
+
     data = load_mnist(device=device)
-    hp = check_hyperparameters(RECIPES["Model_3"])
-    model = make_model("Model_3", device=device)
+    hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[precision]})
+    torch.manual_seed(0)
+    model = CANDIDATES[candidate][0]().to(device, memory_format=MEMORY_FORMATS[hp["channels_last"]])
     x, y = data["x_train"][:images], data["y_train"][:images]
     opt, sched = make_optimizer(model, hp, steps_per_epoch=len(x) // hp["batch_size"] + 1)
     ema = make_ema(model, hp["ema"])  # the recipe's weight average costs a step too
@@ -97,7 +103,7 @@ def engine_timings(device: torch.device, images: int) -> tuple[float, float]:
     train_epoch(model, x, y, opt, sched, hp, g, ema)  # reads the device once at the end: timing is complete
     train_ips = len(x) / (time.perf_counter() - start)
     start = time.perf_counter()
-    evaluate(model, data["x_test"], data["y_test"], hp["eval_batch_size"])
+    evaluate(model, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])
     return train_ips, time.perf_counter() - start
 
 
@@ -105,6 +111,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--images", type=int, default=12_800, help="images timed per pipeline (default 12,800)")
+    parser.add_argument("--candidates", nargs="+", default=["m3", "dsx40"], help="sweep candidates to time")
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     args = parser.parse_args(argv)
     device = select_device(args.device)
     threads = set_threads() if device.type == "cpu" else torch.get_num_threads()
@@ -117,7 +125,8 @@ def main(argv=None) -> int:
     except RuntimeError:
         peak_bf16 = None
     seed_ips = seed_pipeline_images_per_s(device, args.images)
-    engine_ips, eval_s = engine_timings(device, args.images)
+    engine = {(c, p): engine_timings(device, args.images, c, p) for c in args.candidates for p in args.precisions}
+    engine_ips, eval_s = engine[("m3", "fp32")] if ("m3", "fp32") in engine else next(iter(engine.values()))
     engine_gflops = train_flops * engine_ips / 1e9
     name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
@@ -127,14 +136,20 @@ def main(argv=None) -> int:
         eval_seconds=eval_s, seconds_per_15_epochs=15 * (TRAIN_IMAGES / engine_ips + eval_s),
         seed_seconds_per_15_epochs=15 * TRAIN_IMAGES / seed_ips,
         peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops, fraction_of_peak=engine_gflops / peak,
+        engine=[dict(candidate=c, precision=p, images_per_s=ips, eval_seconds=ev,
+                     seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (c, p), (ips, ev) in engine.items()],
     )
     path = save_json(result, RESULTS_DIR / f"bench-{device.type}.json")
-    rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}"),
-            ("era_s7 engine (step-3 recipe)", f"{engine_ips:,.0f}", f"{result['seconds_per_15_epochs']:.0f}")]
+    rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}")]
+    rows += [(f"era_s7 engine, {r['candidate']}, {r['precision']}", f"{r['images_per_s']:,.0f}",
+              f"{r['seconds_per_15_epochs']:.0f}") for r in result["engine"]]
     print(f"device: {name} | Model_3: {macs:,} forward MACs, {train_flops / 1e6:.1f} MFLOP per training image")
-    print(f"{'pipeline':<44}{'images/s':>10}{'s / 15 epochs':>15}")
+    print(f"{'pipeline (step-3 recipe)':<44}{'images/s':>10}{'s / 15 epochs':>15}")
     for row in rows:
         print(f"{row[0]:<44}{row[1]:>10}{row[2]:>15}")
+    for c in args.candidates:
+        if {(c, "fp32"), (c, "bf16")} <= set(engine):
+            print(f"{c}: bf16 (autocast + channels_last) / fp32 = {engine[(c, 'bf16')][0] / engine[(c, 'fp32')][0]:.2f}x")
     print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"
           + (f", bf16 {peak_bf16:,.1f}" if peak_bf16 else "")
           + f" | engine {engine_gflops:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")
