@@ -169,9 +169,10 @@ def test_setup_cell_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
     monkeypatch.setenv("ERA_S7_REPO", str(origin))
     work = tmp_path / "content"  # Colab's working folder: no era_s7 anywhere above it
     work.mkdir()
-    setup = setup_cell(STEP_NOTEBOOKS[0])
+    parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
     for _ in range(2):  # two sessions (a restart), the second running the cell twice
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup) for _ in range(_ + 1)] +
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(parameters)] +
+                                      [nbformat.v4.new_code_cell(setup) for _ in range(_ + 1)] +
                                       [nbformat.v4.new_code_cell("print(utils.__file__)")])
         NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
         assert stdout_of(nb).strip() == str(work / "era-s7" / "era_s7" / "utils.py")
