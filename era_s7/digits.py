@@ -58,6 +58,11 @@ class Prediction:
     def runner_up(self) -> int:
         return int(np.argsort(self.probs)[-2])
 
+    def __str__(self) -> str:
+        """One line: the image's name, the digit, its probability, the runner-up and its probability."""
+        return (f"{self.name}  {self.digit}  p={self.probs[self.digit]:.3f}  "
+                f"runner-up {self.runner_up} p={self.probs[self.runner_up]:.3f}")
+
 
 def load_grey(source) -> np.ndarray:
     """Step 1: an image file (PNG, JPEG, ... any size), a PIL image or an array as grey (H, W) float64 in [0, 1].

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .digits import Prediction, classify
+from .digits import classify
 from .model import MODELS, make_model
 from .results import RESULTS_DIR, load_weights
 
@@ -26,11 +26,6 @@ def load_model(name: str = "Model_3", weights: Path | str | None = None):
     return load_weights(make_model(name), weights).eval()
 
 
-def format_prediction(p: Prediction) -> str:
-    """One line: file, digit, its probability, the runner-up and its probability."""
-    return f"{p.name}  {p.digit}  p={p.probs[p.digit]:.3f}  runner-up {p.runner_up} p={p.probs[p.runner_up]:.3f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m era_s7.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, ...: any size, light or dark paper")
@@ -45,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for image in args.images:
         try:
-            print(format_prediction(classify(image, model)), flush=True)
+            print(classify(image, model), flush=True)
         except (OSError, ValueError) as err:  # unreadable file, not an image, no ink
             print(f"error: {image}: {err}" if image not in str(err) else f"error: {err}", file=sys.stderr)
             failed += 1
