@@ -25,12 +25,11 @@ from traitlets import CaselessStrEnum, default
 
 from . import report
 from .data import atomic_write_bytes
-from .results import REPO_ROOT, RESULTS_DIR, device_name, git_commit, load_record, save_json
+from .results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, device_name, git_commit, load_record, save_json
 from .training import usable_cores
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
              "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]
-RESULTS_ENV = "ERA_S7_RESULTS_DIR"
 # The README's table: notebook -> (what changed, or what is asked; the target and why, or how).
 ABOUT = {
     "step1": ("the skeleton: five 3×3 convs, one max-pool at RF 5, GAP and a two-layer 1×1 head; plain SGD, nothing else",

@@ -18,6 +18,7 @@ from .report import runs_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
+RESULTS_ENV = "ERA_S7_RESULTS_DIR"  # set by `make notebooks`: the staging folder a notebook writes into
 RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "threads", "precision",
                "memory_format", "torch",
                "hyperparameters", "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")

@@ -10,13 +10,13 @@ import torch
 
 from .data import DataError, ensure_mnist, load_mnist, verify_mnist  # noqa: F401
 from .digits import NoInkError, Prediction, classify, load_grey, mnist_style, render_digit, to_input  # noqa: F401
-from .notebooks import RESULTS_ENV
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified,  # noqa: F401
                     plot_runs, plot_samples, plot_your_digit)
 from .parameters import ParameterError, check_parameters  # noqa: F401
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
 from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
-from .results import RESULTS_DIR, device_name, load_record, load_weights, make_record, save_json, save_run  # noqa: F401
+from .results import (RESULTS_DIR, RESULTS_ENV, device_name, load_record, load_weights, make_record,  # noqa: F401
+                      save_json, save_run)
 from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, format_epoch,  # noqa: F401
                        pinned_pool, predict, select_device, set_threads, usable_cores)
 
