@@ -160,13 +160,31 @@ def setup_cell(path):
     return nbformat.read(path, as_version=4).cells[2].source
 
 
-def test_setup_cell_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
-    """Colab's "Restart runtime", or running the set-up cell twice, must find the clone instead of cloning again."""
+def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
+    """Where era_s7 is not installed (Colab), the set-up cell clones the repository and installs it (pip install -e)
+    into the kernel's Python; running the cell twice, or Colab's "Restart runtime", must find that install
+    instead of cloning again."""
+    import sysconfig
+
     from nbclient import NotebookClient
 
     origin = tmp_path / "origin"
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(origin)], check=True)
+    # Colab's Python: era_s7 not installed, the dependencies there (this environment's, seen through a .pth file)
+    colab = tmp_path / "colab"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
+    site_packages = subprocess.run([colab / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+    Path(site_packages, "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    kernel = tmp_path / "jupyter" / "kernels" / "colab"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({"argv": [str(colab / "bin" / "python"), "-m", "ipykernel_launcher",
+                                                             "-f", "{connection_file}"], "display_name": "colab",
+                                                    "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("ERA_S7_REPO", str(origin))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: every dependency is installed already
+    monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")  # pip's spelling of "build with the setuptools installed"
     work = tmp_path / "content"  # Colab's working folder: no era_s7 anywhere above it
     work.mkdir()
     parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
@@ -174,9 +192,10 @@ def test_setup_cell_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(parameters)] +
                                       [nbformat.v4.new_code_cell(setup) for _ in range(_ + 1)] +
                                       [nbformat.v4.new_code_cell("print(utils.__file__)")])
-        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+        NotebookClient(nb, kernel_name="colab", resources={"metadata": {"path": str(work)}}).execute()
         assert stdout_of(nb).strip() == str(work / "era-s7" / "era_s7" / "utils.py")
     assert sorted(p.name for p in work.iterdir()) == ["era-s7"]
+    assert list(Path(site_packages).glob("__editable__.era_s7-*.pth"))  # installed, not put on sys.path
 
 
 def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
