@@ -20,14 +20,15 @@ def test_unknown_model_name_is_named():
 
 
 @pytest.mark.parametrize("parameters, message", [
-    (dict(epochs=0), "epochs=0 must be a positive integer"),
-    (dict(device="tpu"), "device='tpu' is not known"),
+    (dict(epochs=0), "epochs=0 is not allowed: epochs must be a whole number >= 1"),
+    (dict(device="tpu"), "device='tpu' is not allowed: device must be 'auto'"),
+    (dict(seed="abc"), "seed='abc' is not allowed: seed must be a whole number >= 0"),  # not torch's "invalid literal"
 ])
 def test_notebook_rejects_bad_parameters_before_training(parameters, message, tmp_path):
     import papermill
 
     out = tmp_path / "out.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match="ValueError"):
+    with pytest.raises(papermill.PapermillExecutionError, match="ParameterError"):
         papermill.execute_notebook(str(REPO_ROOT / "notebooks/step1.ipynb"), str(out), kernel_name="python3",
                                    parameters=dict(parameters, smoke=True, results_dir=str(tmp_path)),
                                    cwd=str(REPO_ROOT / "notebooks"), progress_bar=False)
