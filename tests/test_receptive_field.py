@@ -151,45 +151,32 @@ def test_unknown_or_inexact_operations_are_refused_by_name(model, message):
         rfm.receptive_field(model)
 
 
+class ConvThen(nn.Module):
+    """A 3x3 conv (1 -> 4 channels), then `then(input, the conv's output)`: what a test puts after a layer."""
+
+    def __init__(self, then):
+        super().__init__()
+        self.conv, self.then = nn.Conv2d(1, 4, 3), then
+
+    def forward(self, x):
+        return self.then(x, self.conv(x))
+
+
 def test_broadcast_merge_is_refused():
-    class Gate(nn.Module):  # squeeze-and-excitation: a 1x1 gate times the map
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 4, 3)
-
-        def forward(self, x):
-            y = self.conv(x)
-            return y * torch.sigmoid(F.adaptive_avg_pool2d(y, 1))
-
+    gate = ConvThen(lambda x, y: y * torch.sigmoid(F.adaptive_avg_pool2d(y, 1)))  # squeeze-and-excitation
     with pytest.raises(rfm.ReceptiveFieldError, match=r"'mul' \(mul\): it combines maps of different sizes"):
-        rfm.receptive_field(Gate())
+        rfm.receptive_field(gate)
 
 
 def test_untraceable_model_is_refused_with_the_reason():
-    class Branchy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 2, 3)
-
-        def forward(self, x):
-            return self.conv(x) if x.mean() > 0 else x
-
-    with pytest.raises(rfm.ReceptiveFieldError, match=r"Branchy cannot be traced by torch.fx \(TraceError: .*control flow"):
-        rfm.receptive_field(Branchy())
+    branchy = ConvThen(lambda x, y: y if x.mean() > 0 else x)
+    with pytest.raises(rfm.ReceptiveFieldError, match=r"ConvThen cannot be traced by torch.fx \(TraceError: .*control flow"):
+        rfm.receptive_field(branchy)
 
 
 def test_channel_shuffle_keeps_the_field():
-    class Shuffle(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 4, 3)
-
-        def forward(self, x):
-            y = self.conv(x)
-            n, c, h, w = y.shape
-            return y.reshape(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w).amax((2, 3))
-
-    assert rf_by_layer(Shuffle()) == {"conv": 3, "amax": 28}
+    shuffle = ConvThen(lambda x, y: y.reshape(-1, 2, 2, 26, 26).transpose(1, 2).reshape(-1, 4, 26, 26).amax((2, 3)))
+    assert rf_by_layer(shuffle) == {"conv": 3, "amax": 28}
 
 
 @pytest.mark.parametrize("name", ["step1", "step2", "step3", "golf"])
