@@ -53,10 +53,13 @@ def device_name(device: torch.device) -> str:
         return platform.processor() or platform.machine()
 
 
+CONDITION_KEYS = ("device_name", "threads", "precision", "memory_format")
+
+
 def run_condition(run: dict) -> tuple:
-    """What a run's numbers depend on besides its model, recipe and seed: processor (or GPU), thread count,
-    precision ('fp32' or 'bf16' autocast) and memory format. Runs are compared only under one condition.
-    Records from before precision was recorded were fp32, contiguous."""
+    """What a run's numbers depend on besides its model, recipe and seed (CONDITION_KEYS): processor (or GPU),
+    thread count, precision ('fp32' or 'bf16' autocast) and memory format. Runs are compared only under one
+    condition. Records from before precision was recorded were fp32, contiguous."""
     return (run.get("device_name"), run.get("threads"), run.get("precision", "fp32"),
             run.get("memory_format", "contiguous"))
 

@@ -30,7 +30,7 @@ from .data import atomic_write_bytes, load_mnist
 from .candidates import DSX, MBV2, ExpandBeforeGAP, Shuffle
 from .model import RECIPES, Model_3, conv_block, head
 from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
-from .results import REPO_ROOT, RESULTS_DIR, load_record, make_record, run_condition, save_json
+from .results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, load_record, make_record, run_condition, save_json
 from .training import POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device, usable_cores
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
@@ -195,6 +195,7 @@ def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR
         raise ValueError(f"{sweep_path(candidate, split, sweeps_dir)} holds runs made on {sorted(other)}, this one on "
                          f"{run_condition(run)}: results depend on each; sweep into another folder (--dir)")
     sweep["runs"] = sorted([r for r in sweep["runs"] if r["seed"] != run["seed"]] + [run], key=lambda r: r["seed"])
+    sweep["condition"] = dict(zip(CONDITION_KEYS, run_condition(run)))  # the one condition of the file's runs
     return save_json(sweep, sweep_path(candidate, split, sweeps_dir))
 
 
@@ -228,8 +229,7 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
     """Train every (candidate, seed) not yet in its file, seed by seed across candidates (so that partial
     sweeps stay paired), `jobs` runs at once; `sweeps_dir` is the precision's own folder (precision_dir)."""
     select_device(device)  # a device that is not there fails here, before anything starts
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; allowed: {sorted(PRECISIONS)}")
+    precision_dir(sweeps_dir, precision)  # and so does an unknown precision
     todo = [(c, s, split, epochs, device, precision) for s in seeds for c in candidates
             if s not in {r["seed"] for r in load_sweep(c, split, sweeps_dir)["runs"]}]
     print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); "

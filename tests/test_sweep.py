@@ -93,7 +93,9 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
     with pytest.raises(ValueError, match="bf16"):  # precision and memory format are part of the condition
         sweep.add_run("baseline", "validation", dict(run, seed=3, precision="bf16", memory_format="channels_last"),
                       tmp_path)
-    assert len(sweep.load_sweep("baseline", "validation", tmp_path)["runs"]) == 2
+    saved = sweep.load_sweep("baseline", "validation", tmp_path)
+    assert len(saved["runs"]) == 2
+    assert saved["condition"] == dict(device_name="Intel Xeon", threads=1, precision="fp32", memory_format="contiguous")
 
 
 def test_an_absent_device_fails_before_anything_runs(tmp_path):
@@ -102,6 +104,13 @@ def test_an_absent_device_fails_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="not present"):
         sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path, device="cuda")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_precision_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="precision='fp16'; allowed"):
+        sweep.run_sweep(["m3"], [1], "validation", jobs=1, sweeps_dir=tmp_path, precision="fp16")
+    assert not list(tmp_path.iterdir())
+    assert sweep.precision_dir(tmp_path, "bf16") == tmp_path / "bf16" and sweep.precision_dir(tmp_path, "fp32") == tmp_path
 
 
 def test_search_doc_tables_are_what_the_sweep_files_say(tmp_path):
