@@ -31,7 +31,7 @@ RULES = {
     "seed": (lambda v: whole(v, 0), "a whole number >= 0", 7),
     "seeds": (lambda v: isinstance(v, list) and v != [] and all(whole(s, 0) for s in v) and len(set(v)) == len(v),
               "a non-empty list of distinct whole numbers >= 0", [1, 2, 3]),
-    "epochs": (lambda v: whole(v, 1), f"a whole number >= 1 (the assignment allows at most {MAX_EPOCHS})", 15),
+    "epochs": (lambda v: whole(v, 1), f"a whole number >= 1 (the assignment allows at most {MAX_EPOCHS})", MAX_EPOCHS),
     "device": (lambda v: succeeds(select_device, v), "'auto' (cuda, then mps, then cpu), or 'cpu', 'cuda' or 'mps' "
                "where this machine has it", "auto"),
     "smoke": (lambda v: isinstance(v, bool), "True or False", True),
