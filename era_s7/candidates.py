@@ -1,7 +1,8 @@
 """Layer plans screened by the structural search (round 3, docs/search.md); the harness is era_s7/sweep.py.
 
 Every plan maps (n, 1, 28, 28) to (n, 10) logits, has < 8,000 parameters and RF >= 28; each docstring gives
-its layer plan with output sizes. The building blocks are the field's standard ones:
+its layer plan with output sizes. The depthwise-separable plan DSX, which round 3 adopted as Model_3, lives in
+era_s7/model.py. The building blocks are the field's standard ones:
 
 - depthwise-separable conv (Chollet, "Xception", CVPR 2017): a depthwise 3x3 (one filter per channel) then a
   pointwise 1x1 that mixes channels; Xception puts no non-linearity between the two;
@@ -14,44 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .model import Model_3, conv_block, head
+from .model import Skeleton, conv_block, head, separable
 
 
-def separable(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
-    """Xception-style depthwise-separable conv (no padding): depthwise kernel x kernel on c_in, pointwise 1x1
-    c_in -> c_out, then ReLU and BatchNorm (none between the two convs). k*k*c_in + c_in*c_out + 2*c_out
-    parameters."""
-    return nn.Sequential(nn.Conv2d(c_in, c_in, kernel, groups=c_in, bias=False), nn.Conv2d(c_in, c_out, 1, bias=False),
-                         nn.ReLU(), nn.BatchNorm2d(c_out))
-
-
-class DSX(nn.Module):
-    """Depthwise-separable plan (Xception blocks): a full 3x3 conv 1 -> stem, separable 3x3 blocks of widths
-    `pre`, a 2x2 max-pool, separable blocks of widths `post` (depthwise `kernel` x `kernel`), GAP, then the head
-    (1x1 -> 10, with a hidden 1x1 layer when `hidden`). No padding anywhere. dsx40, the defaults:
-
-    | layer                             | output   | RF |
-    |-----------------------------------|----------|----|
-    | conv 3x3, 1 -> 16                 | 26x26x16 |  3 |
-    | separable 3x3, 16 -> 40           | 24x24x40 |  5 |
-    | max-pool 2x2                      | 12x12x40 |  6 |
-    | 3 x separable 3x3, 40 -> 40       | 10, 8, 6 | 18 |
-    | GAP, 1x1 40 -> 10                 | 10       | 28 |
-
-    7,560 parameters. A separable 3x3 costs about a tenth of a full 3x3 at 40 channels, so the plan affords
-    2.5x Model_3's channels in the same budget."""
-
-    def __init__(self, pre=(40,), post=(40, 40, 40), stem: int = 16, kernel: int = 3, hidden: int | None = None):
-        super().__init__()
-        widths = [stem, *pre]
-        layers = [conv_block(1, stem), *(separable(a, b) for a, b in zip(widths, widths[1:])), nn.MaxPool2d(2)]
-        widths = [pre[-1], *post]
-        layers += [separable(a, b, kernel) for a, b in zip(widths, widths[1:])]
-        self.features = nn.Sequential(*layers)
-        self.head = head(widths[-1], hidden)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+class M3(Skeleton):
+    """Model_3 before round 3 adopted dsx40 (the baseline of round 3): the skeleton with BatchNorm after every conv
+    and the two-layer head, 7,856 parameters (today's Model_2 has the same layers)."""
+    bn = True
 
 
 class InvertedResidual(nn.Module):
@@ -127,8 +97,8 @@ class Shuffle(nn.Module):
         return self.head(self.features(x))
 
 
-class ExpandBeforeGAP(Model_3):
-    """Model_3's features, then a 1x1 conv 16 -> 20 (ReLU, BN) on the 6x6 map before the GAP, and a single 1x1
+class ExpandBeforeGAP(M3):
+    """M3's features, then a 1x1 conv 16 -> 20 (ReLU, BN) on the 6x6 map before the GAP, and a single 1x1
     20 -> 10 after it (7,968 parameters, RF 28): the head's mixing done per position instead of after pooling."""
 
     def __init__(self, expand: int = 20):

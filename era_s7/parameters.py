@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .report import MAX_EPOCHS
-from .training import select_device
+from .training import PRECISIONS, select_device
 
 
 class ParameterError(ValueError):
@@ -35,6 +35,8 @@ RULES = {
     "device": (lambda v: succeeds(select_device, v), "'auto' (cuda, then mps, then cpu), or 'cpu', 'cuda' or 'mps' "
                "where this machine has it", "auto"),
     "smoke": (lambda v: isinstance(v, bool), "True or False", True),
+    "precision": (lambda v: v in ("auto", *PRECISIONS), "'auto' (bf16 on a CPU with bf16 units, else fp32), 'fp32' or "
+                  "'bf16' (bf16 autocast + channels_last)", "auto"),
     "results_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)) and str(v) != "" and not Path(v).is_file(),
                     "None (the repository's results/) or the path of a folder", "/tmp/results"),
 }
@@ -46,7 +48,8 @@ def papermill_option(name: str, value) -> str:
 
 
 def check_parameters(**parameters) -> None:
-    """Check the parameters cell's values (any of seed, seeds, epochs, device, smoke, results_dir), once.
+    """Check the parameters cell's values (any of seed, seeds, epochs, device, precision, smoke,
+    results_dir), once.
 
     Raises ParameterError naming every value that is not allowed, what is allowed, and how to set it (in the
     parameters cell, or with papermill). epochs above the assignment's MAX_EPOCHS is allowed, for exploration:

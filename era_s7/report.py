@@ -47,11 +47,21 @@ def run_summary(run: dict) -> dict:
                 train_acc=run["history"][-1]["train_acc"], seconds=run["total_seconds"])
 
 
+def condition(run: dict) -> str:
+    """What a run's numbers depend on, in words: device (processor), threads, precision; e.g. "cpu (AMD EPYC),
+    1 thread, bf16 + channels_last". Parts a record lacks (records made before they were recorded) are left out."""
+    where = run["device"] + (f" ({run['device_name']})" if run.get("device_name") else "")
+    threads = f", {run['threads']} thread{'s' * (run['threads'] != 1)}" if run.get("threads") else ""
+    precision = run.get("precision", "")
+    precision = f", {precision}" + " + channels_last" * (run.get("memory_format") == "channels_last") if precision else ""
+    return where + threads + precision
+
+
 def render_result(record: dict) -> str:
     """The Result block of a notebook, in markdown, from its results record."""
     runs = runs_of(record)
     first = runs[0]
-    lines = [f"**Result** (generated from `results/{record['name']}.json`; {first['device']}, torch {first['torch']})", ""]
+    lines = [f"**Result** (generated from `results/{record['name']}.json`; {condition(first)}, torch {first['torch']})", ""]
     models = sorted({(r["model"], r["params"], r["receptive_field"]) for r in runs})
     for model, params, rf in models:
         lines.append(f"- Model `{model}`: **{params:,} parameters**, receptive field **{rf}** px")
@@ -78,6 +88,11 @@ def render_result(record: dict) -> str:
         if one_recipe(runs):
             lines.append(f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
                          f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}")
+            means = [run_summary(r)["last5_mean"] for r in runs]
+            if len(means) > 1:
+                sd = statistics.stdev(means)
+                lines.append(f"- Mean of the runs' last-{LAST} means: **{statistics.mean(means):.3f}%** ± "
+                             f"{sd / math.sqrt(len(means)):.3f} (standard error; std over runs {sd:.3f})")
         lines.append(f"- Runs with every one of their last {LAST} epochs ≥ {TARGET}%: **{held} of {len(runs)}**")
         if len(by_name(runs)) < len(runs):  # variants, each on several seeds: judge them by their seeds together
             lines += ["", variants_table(runs)]
@@ -164,9 +179,10 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
         (extended if "extended" in notebook else steps).append(row)
         if record["name"] == "seeds":
             spread = statistics.stdev(s["last5_mean"] for s in summaries) if n > 1 else 0.0
-            seeds_line = (f"\n\nStep 3's recipe, rerun on {n} seeds ([seeds study](notebooks/extended/seeds.ipynb)): "
-                          f"every one of the last 5 epochs ≥ {TARGET} % on **{held} of {n} seeds**; last-5 mean "
-                          f"{mean:.2f} % ± {spread:.2f} (std over seeds).")
+            seeds_line = (f"\n\nStep 3, rerun on {n} seeds fixed before the runs ([seeds study](notebooks/extended/seeds.ipynb)): "
+                          f"every one of the last 5 epochs ≥ {TARGET} % on **{held} of {n} seeds**; mean of the last-5 "
+                          f"means **{mean:.2f} %** ± {spread / math.sqrt(n):.3f} (standard error; std over seeds "
+                          f"{spread:.2f}).")
     return "\n".join(steps) + seeds_line + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
 
 

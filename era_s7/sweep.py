@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from .data import atomic_write_bytes, load_mnist
-from .candidates import DSX, MBV2, ExpandBeforeGAP, Shuffle
-from .model import RECIPES, Model_3, conv_block, head
+from .candidates import M3, MBV2, ExpandBeforeGAP, Shuffle
+from .model import DSX, RECIPES, conv_block, head
 from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
 from .results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, load_record, make_record, run_condition, save_json
 from .training import POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device, usable_cores
@@ -42,7 +42,7 @@ BASELINE = "baseline"
 
 
 # ------------------------------------------------------------------ candidate layer plans (one change each)
-class Round1(Model_3):
+class Round1(M3):
     """Model_3 as it was in round 1 of the search, the baseline then: the head a single 1x1 conv 16->10
     (7,568 parameters). Round 1 adopted head2's two-layer head into Model_3."""
     head_width = None
@@ -112,8 +112,8 @@ CANDIDATES = {
     "head2-ls0": (Head2, {**STEP3, "label_smoothing": 0.0}),
     "head2-rot12": (Head2, {**STEP3, "rotate_deg": 12.0}),
     "head2-all3": (Head2, {**STEP3, "lr": 0.2, "label_smoothing": 0.0, "rotate_deg": 12.0}),  # the three at once
-    # round 3: structure (era_s7/candidates.py), paired against today's Model_3
-    "m3": (Model_3, STEP3),
+    # round 3: structure (era_s7/candidates.py), paired against the Model_3 of then (M3)
+    "m3": (M3, STEP3),
     "dsx40": (DSX, STEP3),
     "dsx41": (lambda: DSX(pre=(41,), post=(41,) * 3), STEP3),        # the width the budget allows
     "dsx40s20": (lambda: DSX(stem=20), STEP3),                        # a wider first conv
@@ -315,14 +315,42 @@ def search_doc_sections(split: str) -> dict[str, tuple[str | None, str, list[str
     precision). On the validation split, where choices are made, one per round; on the test split one per
     precision, for every candidate swept there."""
     if split == "test":
-        return {"test split": (None, BASELINE, None, "fp32"), "test split, bf16": (None, "m3", None, "bf16")}
+        return {"test split": (None, BASELINE, None, "fp32")}
     return {f"{split} split, {round_}": (round_, baseline, [baseline, *candidates], precision)
             for round_, (baseline, candidates, precision) in ROUNDS.items()}
+
+
+PRECISION_CHECKS = ["dsx40"]  # candidates swept in both precisions on the validation split: does bf16 cost accuracy?
+PRECISION_SECTION = "validation split, fp32 vs bf16"
+
+
+def precision_table(split: str = "validation", candidates: list[str] = PRECISION_CHECKS,
+                    sweeps_dir: Path = SWEEPS_DIR) -> str:
+    """Markdown: one row per candidate swept in both precisions, on the seeds both have: its last-5 mean in each
+    (mean over seeds), the paired difference bf16 - fp32 (mean ± standard error, and in standard errors), and the
+    seconds per run in each. `sweeps_dir` is the root (fp32 files there, bf16 in its bf16/ folder)."""
+    lines = ["| candidate | seeds | fp32 last-5 mean | bf16 last-5 mean | bf16 − fp32, paired (± SE) | in SE | "
+             "s / run fp32 | s / run bf16 |", "|---|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        runs = {p: {r["seed"]: r for r in load_sweep(c, split, precision_dir(sweeps_dir, p))["runs"]} for p in PRECISIONS}
+        seeds = sorted(set(runs["fp32"]) & set(runs["bf16"]))
+        if len(seeds) < 2:
+            continue
+        means = {p: {s: last5_mean(runs[p][s]) for s in seeds} for p in PRECISIONS}
+        diff, se, n = paired_difference(means["bf16"], means["fp32"])
+        secs = {p: statistics.mean(runs[p][s]["total_seconds"] for s in seeds) for p in PRECISIONS}
+        lines.append(f"| {c} | {n} | {statistics.mean(means['fp32'].values()):.3f} | "
+                     f"{statistics.mean(means['bf16'].values()):.3f} | {diff:+.3f} ± {se:.3f} | "
+                     f"{diff / se:+.1f} | {secs['fp32']:.0f} | {secs['bf16']:.0f} |")
+    return "\n".join(lines)
 
 
 def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_dir: Path = SWEEPS_DIR) -> None:
     """Regenerate the tables of docs/search.md from the sweep files (the sections whose markers it has)."""
     text = doc.read_text()
+    if split == "validation" and SEARCH_START.format(section=PRECISION_SECTION) in text:
+        text = replace_between(text, SEARCH_START.format(section=PRECISION_SECTION), SEARCH_END,
+                               precision_table(split, sweeps_dir=sweeps_dir))
     for label, (round_, baseline, candidates, precision) in search_doc_sections(split).items():
         if SEARCH_START.format(section=label) not in text:
             continue

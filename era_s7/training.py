@@ -9,6 +9,7 @@ import math
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,31 @@ HYPERPARAMETERS = dict(
 # depthwise-separable plan 3.4x faster on a 2-core AMD EPYC with avx512_bf16, 2.2x on an Intel Xeon with AMX,
 # and 2.5x slower on an AMD EPYC without bf16 units: `make bench` measures it on the machine at hand.
 PRECISIONS = {"fp32": {}, "bf16": {"bf16": True, "channels_last": True}}
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 CPU flags of bf16 arithmetic units
+
+
+def native_bf16(cpuinfo: Path | str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the CPUs on which bf16 autocast was measured
+    faster. Read from the Linux CPU flags; False where they cannot be read (macOS, Windows): fp32 is safe there."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """A run's precision (a key of PRECISIONS) from a notebook's `precision` parameter: "auto" is bf16 on a CPU
+    with native bf16 units (native_bf16), fp32 elsewhere (GPUs included); "fp32" and "bf16" are taken as given.
+    ValueError for anything else."""
+    if precision == "auto":
+        return "bf16" if torch.device(device).type == "cpu" and native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; allowed: 'auto', {', '.join(map(repr, PRECISIONS))}")
+    return precision
+
+
 MEMORY_FORMATS = {False: torch.contiguous_format, True: torch.channels_last}  # hp["channels_last"] -> format
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "step", "constant")

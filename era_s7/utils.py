@@ -17,8 +17,9 @@ from .receptive_field import count_parameters, format_receptive_field, receptive
 from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
 from .results import (RESULTS_DIR, RESULTS_ENV, device_name, load_record, load_weights, make_record,  # noqa: F401
                       save_json, save_run)
-from .training import (HYPERPARAMETERS, augment, check_hyperparameters, evaluate, fit, format_epoch,  # noqa: F401
-                       pinned_pool, predict, select_device, set_threads, usable_cores)
+from .training import (HYPERPARAMETERS, PRECISIONS, augment, check_hyperparameters, evaluate, fit,  # noqa: F401
+                       format_epoch, native_bf16, pinned_pool, predict, resolve_precision, select_device, set_threads,
+                       usable_cores)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -33,9 +34,11 @@ def figures_path(results_dir: str | Path | None, name: str) -> Path:
     return results_path(results_dir) / "figures" / name
 
 
-def run_hyperparameters(recipe: dict, epochs: int, smoke: bool) -> dict:
-    """The recipe with the notebook's `epochs`, validated, then shrunk to a smoke run when asked."""
-    hp = check_hyperparameters({**recipe, "epochs": epochs})
+def run_hyperparameters(recipe: dict, epochs: int, smoke: bool, precision: str = "fp32",
+                        device: torch.device | str = "cpu") -> dict:
+    """The recipe with the notebook's `epochs` and `precision` (resolve_precision: "auto" is bf16 on a CPU with
+    bf16 units), validated, then shrunk to a smoke run when asked."""
+    hp = check_hyperparameters({**recipe, **PRECISIONS[resolve_precision(precision, device)], "epochs": epochs})
     return {**hp, **SMOKE} if smoke else hp
 
 

@@ -8,14 +8,14 @@ from era_s7.model import make_model
 from era_s7.parameters import ParameterError, check_parameters
 from era_s7.results import REPO_ROOT
 
-GOOD = dict(seed=1, epochs=15, device="cpu", smoke=False, results_dir=None)
+GOOD = dict(seed=1, epochs=15, device="cpu", precision="auto", smoke=False, results_dir=None)
 
 
 @pytest.mark.parametrize("name, value, fix", [
     ("seed", "abc", "-p seed 7"), ("seed", -1, "-p seed 7"), ("seed", True, "-p seed 7"), ("seed", 1.5, "-p seed 7"),
     ("seeds", "[1, 2]", '-y "seeds: [1, 2, 3]"'), ("seeds", [], '-y "seeds: [1, 2, 3]"'),
     ("seeds", [1, 1], '-y "seeds: [1, 2, 3]"'), ("epochs", 0, "-p epochs 15"), ("epochs", "15", "-p epochs 15"),
-    ("device", "gpu", "-p device auto"), ("smoke", "true", "-p smoke True"), ("results_dir", "", "-p results_dir"),
+    ("device", "gpu", "-p device auto"), ("precision", "fp16", "-p precision auto"), ("smoke", "true", "-p smoke True"), ("results_dir", "", "-p results_dir"),
 ])
 def test_a_bad_parameter_is_named_with_what_is_allowed_and_the_fix(name, value, fix):
     parameters = {**GOOD, name: value}

@@ -136,3 +136,15 @@ def test_decision_rule_takes_the_largest_gain_of_at_least_two_standard_errors_on
     assert (name, n) == ("lr02", 8) and diff == pytest.approx(0.05) and diff >= 2 * se
     assert "**lr02**" in sweep.decision("validation", tmp_path)
     assert sweep.winner("validation", tmp_path, min_se=1000) is None
+
+
+def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
+    for seed, (fp32, bf16) in enumerate([(99.40, 99.42), (99.44, 99.44), (99.38, 99.42)], 1):
+        sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [fp32] * 5), precision="fp32"), tmp_path)
+        sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [bf16] * 5), precision="bf16"),
+                      sweep.precision_dir(tmp_path, "bf16"))
+    sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", 9, [90.0] * 5), precision="bf16"),
+                  sweep.precision_dir(tmp_path, "bf16"))  # no fp32 partner: left out
+    row = sweep.precision_table("validation", ["dsx40"], tmp_path).splitlines()[-1]
+    # differences 0.02, 0.00, 0.04: mean 0.02, standard error 0.02 / sqrt(3) = 0.012
+    assert row.startswith("| dsx40 | 3 | 99.407 | 99.427 | +0.020 ± 0.012 | +1.7 |")
