@@ -109,8 +109,9 @@ class Model_2(Skeleton):
 
 
 class Model_3(DSX):
-    __doc__ = ("Step 3: the skeleton's convs after the first replaced by depthwise-separable ones, 40 channels wide "
-               "(dsx40, adopted by the structural search on the validation split: docs/search.md). " + DSX.__doc__)
+    __doc__ = ("Step 3: after a full 3x3 stem, depthwise-separable convs 40 channels wide where the skeleton has full "
+               "3x3 convs 12-16 wide (dsx40, adopted by round 3 of the search on the validation split: docs/search.md). "
+               + DSX.__doc__)
 
 
 class Model_4(DSX):
