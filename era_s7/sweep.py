@@ -131,6 +131,7 @@ ROUNDS = {
     "round 2": ("head2", ["head2-lr02", "head2-ls0", "head2-rot12", "head2-all3"], "fp32"),
     "round 3": ("m3", ["dsx40", "dsx41", "dsx40s20", "dsx34x4", "dsxpre2", "dsx44k5", "mbv2", "shuffle28", "m3x20"],
                 "bf16"),
+    "round 4": ("dsx40", ["dsx41", "dsx44k5"], "bf16"),  # round 3's two runners-up, paired with what it adopted
 }
 
 
