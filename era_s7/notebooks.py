@@ -156,6 +156,9 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
     rows = [(nb, load_record(results_dir / f"{Path(nb).stem}.json")) for nb in NOTEBOOKS
             if (results_dir / f"{Path(nb).stem}.json").is_file()]
     text = report.replace_between(readme.read_text(), report.README_START, report.README_END, report.readme_table(rows, ABOUT))
+    seeds = results_dir / "seeds.json"
+    if seeds.is_file():
+        text = report.replace_between(text, report.HEADLINE_START, report.HEADLINE_END, report.headline(load_record(seeds)))
     atomic_write_bytes(readme, text.encode())
 
 

@@ -141,3 +141,21 @@ def test_variants_are_judged_by_their_seeds_together():
     assert "| full | 2 | 99.550 ± 0.071 | 99.55 | 2/2 | — | — |" in table
     assert "| - x | 2 | 99.400 ± 0.141 | 99.40 | 1/2 | -0.150 ± 0.050 | -3.0 |" in table
     assert table in render_result(dict(name="ablation", runs=runs))
+
+
+def test_headline_and_condition_say_what_the_runs_say():
+    """The README's headline counts the seeds whose every one of the last 5 epochs held, with the standard error of
+    the last-5 means; the Result block's condition names processor, threads and precision."""
+    from era_s7 import report
+
+    def run(seed, last5):
+        history = [dict(test_acc=acc, train_acc=99.0) for acc in [98.0] * 10 + last5]
+        return dict(model="Model_3", params=7560, epochs=15, seed=seed, history=history, total_seconds=1.0,
+                    device="cpu", device_name="AMD EPYC", threads=1, precision="bf16", memory_format="channels_last")
+
+    record = dict(name="seeds", runs=[run(1, [99.5] * 5), run(2, [99.5, 99.5, 99.39, 99.5, 99.5]), run(3, [99.44] * 5)])
+    # last-5 means 99.5, 99.478, 99.44: mean 99.473, std 0.0304, standard error 0.018
+    assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; the mean of the last-5 means is "
+            "99.47 % ± 0.018") in report.headline(record)
+    assert report.condition(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
+    assert report.condition(dict(device="cuda")) == "cuda"  # older records: only what they have
