@@ -37,8 +37,8 @@ ABOUT = {
     "step2": ("BatchNorm after every conv", "≥ 99.3 %: step 1 spent its first epochs finding the layers' scale"),
     "step3": ("depthwise-separable convs, 40 channels (chosen on validation seeds); rotation ±8°, one-cycle lr, "
               "weight EMA, label smoothing 0.1",
-              "≥ 99.4 % on all of the last 5 epochs: step 2 had no capacity to spare, and the recipe alone did not "
-              "hold on its layers"),
+              "≥ 99.4 % on all of the last 5 epochs: step 2 stalled below 99.4 fitting its training digits, and the "
+              "recipe alone did not hold on its layers"),
     "seeds": ("is step 3's seed lucky?", "step 3's model and recipe on 20 seeds, one condition: the test-set "
               "confirmation of the search"),
     "golf": ("how small can it be?", "step 3's plan, separable blocks 26 channels wide, < 4,000 parameters"),

@@ -164,7 +164,6 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
               "|---|---|---|---|---|---|---|---|---|"]
     steps = [line.format(kind="step", what="what changed", target="target, and why") for line in header]
     extended = [line.format(kind="notebook", what="question", target="how") for line in header]
-    seeds_line = ""
     for notebook, record in records:
         runs = runs_of(record)
         summaries = [run_summary(r) for r in runs]
@@ -178,13 +177,7 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
         row = (f"| [{Path(notebook).stem}]({notebook}) | {models} | {what} | {target} | {params} | {rfs} | {lo_mean} | "
                f"{held} of {n} |")
         (extended if "extended" in notebook else steps).append(row)
-        if record["name"] == "seeds":
-            spread = statistics.stdev(s["last5_mean"] for s in summaries) if n > 1 else 0.0
-            seeds_line = (f"\n\nStep 3, rerun on {n} seeds fixed before the runs ([seeds study](notebooks/extended/seeds.ipynb)): "
-                          f"every one of the last 5 epochs ≥ {TARGET} % on **{held} of {n} seeds**; mean of the last-5 "
-                          f"means **{mean:.2f} %** ± {spread / math.sqrt(n):.3f} (standard error; std over seeds "
-                          f"{spread:.2f}).")
-    return "\n".join(steps) + seeds_line + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
+    return "\n".join(steps) + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
 
 
 def headline(record: dict) -> str:
