@@ -48,6 +48,14 @@ def run_summary(run: dict) -> dict:
                 train_acc=run["history"][-1]["train_acc"], seconds=run["total_seconds"])
 
 
+def last5_spread(runs: list[dict]) -> tuple[float, float, float]:
+    """(mean, standard error, standard deviation) of the runs' last-5 means, in percent; the spreads are nan for
+    fewer than 2 runs."""
+    means = [run_summary(r)["last5_mean"] for r in runs]
+    sd = statistics.stdev(means) if len(means) > 1 else math.nan
+    return statistics.mean(means), sd / math.sqrt(len(means)), sd
+
+
 def condition(run: dict) -> str:
     """What a run's numbers depend on, in words: device (processor), threads, precision; e.g. "cpu (AMD EPYC),
     1 thread, bf16 + channels_last". Parts a record lacks (records made before they were recorded) are left out."""
@@ -89,11 +97,10 @@ def render_result(record: dict) -> str:
         if one_recipe(runs):
             lines.append(f"- Final test accuracy over runs: mean **{statistics.mean(finals):.2f}%** ± "
                          f"{statistics.stdev(finals) if len(finals) > 1 else 0:.2f}")
-            means = [run_summary(r)["last5_mean"] for r in runs]
-            if len(means) > 1:
-                sd = statistics.stdev(means)
-                lines.append(f"- Mean of the runs' last-{LAST} means: **{statistics.mean(means):.3f}%** ± "
-                             f"{sd / math.sqrt(len(means)):.3f} (standard error; std over runs {sd:.3f})")
+            if len(runs) > 1:
+                mean, se, sd = last5_spread(runs)
+                lines.append(f"- Mean of the runs' last-{LAST} means: **{mean:.3f}%** ± {se:.3f} (standard error; "
+                             f"std over runs {sd:.3f})")
         lines.append(f"- Runs with every one of their last {LAST} epochs ≥ {TARGET}%: **{held} of {len(runs)}**")
         if len(by_name(runs)) < len(runs):  # variants, each on several seeds: judge them by their seeds together
             lines += ["", variants_table(runs)]
@@ -185,11 +192,10 @@ def headline(record: dict) -> str:
     last 5 epochs, and the mean of the last-5 means ± its standard error."""
     runs = runs_of(record)
     held, n = held_count(record)
-    means = [run_summary(r)["last5_mean"] for r in runs]
-    se = statistics.stdev(means) / math.sqrt(n) if n > 1 else math.nan
+    mean, se, _ = last5_spread(runs)
     return (f"**Step 3 (`{runs[0]['model']}`, {runs[0]['params']:,} parameters, {runs[0]['epochs']} epochs) holds ≥ {TARGET} % on every one "
             f"of its last {LAST} epochs on {held} of {n} seeds**, fixed before the runs; the mean of the last-{LAST} means is "
-            f"{statistics.mean(means):.2f} % ± {se:.3f} (standard error; [seeds study](notebooks/extended/seeds.ipynb)).")
+            f"{mean:.3f} % ± {se:.3f} (standard error; [seeds study](notebooks/extended/seeds.ipynb)).")
 
 
 def runs_table(runs: list[dict], target: float = TARGET) -> str:

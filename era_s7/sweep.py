@@ -329,22 +329,30 @@ PRECISION_CHECKS = ["dsx40", "m1"]
 PRECISION_SECTION = "validation split, fp32 vs bf16"
 
 
+LEARNED = 50.0  # a run whose last-5 mean is under this (chance is 10 %) did not learn: it measures no precision's accuracy
+
+
 def precision_table(split: str = "validation", candidates: list[str] = PRECISION_CHECKS,
                     sweeps_dir: Path = SWEEPS_DIR) -> str:
-    """Markdown: one row per candidate swept in both precisions, on the seeds both have: its last-5 mean in each
-    (mean over seeds), the paired difference bf16 - fp32 (mean ± standard error, and in standard errors), and the
-    seconds per run in each. `sweeps_dir` is the root (fp32 files there, bf16 in its bf16/ folder)."""
-    lines = ["| candidate | seeds | fp32 last-5 mean | bf16 last-5 mean | bf16 − fp32, paired (± SE) | in SE | "
-             "s / run fp32 | s / run bf16 |", "|---|---|---|---|---|---|---|---|"]
+    """Markdown: one row per candidate swept in both precisions, on the seeds both have: the runs that did not
+    learn (last-5 mean < LEARNED %), by precision and seed; then, over the seeds where both runs learned, the
+    last-5 mean in each precision (mean over seeds), the paired difference bf16 - fp32 (mean ± standard error,
+    and in standard errors), and the seconds per run in each. `sweeps_dir` is the root (fp32 files there, bf16
+    in its bf16/ folder)."""
+    lines = ["| candidate | seeds | did not learn | seeds both learned | fp32 last-5 mean | bf16 last-5 mean | "
+             "bf16 − fp32, paired (± SE) | in SE | s / run fp32 | s / run bf16 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in candidates:
         runs = {p: {r["seed"]: r for r in load_sweep(c, split, precision_dir(sweeps_dir, p))["runs"]} for p in PRECISIONS}
         seeds = sorted(set(runs["fp32"]) & set(runs["bf16"]))
-        if len(seeds) < 2:
+        failed = {p: [s for s in seeds if last5_mean(runs[p][s]) < LEARNED] for p in PRECISIONS}
+        learned = [s for s in seeds if not any(s in f for f in failed.values())]
+        if len(learned) < 2:
             continue
-        means = {p: {s: last5_mean(runs[p][s]) for s in seeds} for p in PRECISIONS}
+        means = {p: {s: last5_mean(runs[p][s]) for s in learned} for p in PRECISIONS}
         diff, se, n = paired_difference(means["bf16"], means["fp32"])
         secs = {p: statistics.mean(runs[p][s]["total_seconds"] for s in seeds) for p in PRECISIONS}
-        lines.append(f"| {c} | {n} | {statistics.mean(means['fp32'].values()):.3f} | "
+        lost = ", ".join(f"{p} seed{'s' * (len(f) > 1)} {', '.join(map(str, f))}" for p, f in failed.items() if f) or "none"
+        lines.append(f"| {c} | {len(seeds)} | {lost} | {n} | {statistics.mean(means['fp32'].values()):.3f} | "
                      f"{statistics.mean(means['bf16'].values()):.3f} | {diff:+.3f} ± {se:.3f} | "
                      f"{diff / se:+.1f} | {secs['fp32']:.0f} | {secs['bf16']:.0f} |")
     return "\n".join(lines)

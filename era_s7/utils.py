@@ -18,8 +18,8 @@ from .report import last_epochs_table, render_result, run_summary, runs_of, runs
 from .results import (RESULTS_DIR, RESULTS_ENV, device_name, load_record, load_weights, make_record,  # noqa: F401
                       save_json, save_run)
 from .training import (HYPERPARAMETERS, PRECISIONS, augment, check_hyperparameters, evaluate, fit,  # noqa: F401
-                       format_epoch, native_bf16, pinned_pool, predict, resolve_precision, select_device, set_threads,
-                       usable_cores)
+                       format_epoch, pinned_pool, predict, resolve_precision, select_device, set_threads, usable_cores,
+                       without_ema)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -71,9 +71,11 @@ def _train_pooled(job) -> dict:
 
 
 def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None,
-               reuse: tuple[str, ...] = (), jobs: int | None = None) -> dict:
+               reuse: tuple[str, ...] = (), jobs: int | None = None, without_ema_of: dict[str, str] | None = None) -> dict:
     """Train each (run name, model name, hyperparameters, seed); save one record with all of them
-    as results/<name>.json ({"name", "runs": [...]}) and return it.
+    as results/<name>.json ({"name", "runs": [...]}) and return it. `without_ema_of` maps a variant's name to the
+    name of runs trained with a weight EMA: each of those runs also yields, untrained, its run without the EMA
+    (`training.without_ema`), under the variant's name, after the trained runs.
 
     On the CPU the runs go `jobs` at a time (default: one per usable core), each in its own process pinned to
     its own core with one thread; elsewhere one at a time. `reuse` names committed results (e.g. "step3",
@@ -120,6 +122,13 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
         if pool is not None:
             pool.close()
             pool.join()
+    for variant, source in (without_ema_of or {}).items():
+        derived = [without_ema(r, variant) for r in records if r["name"] == source]
+        if not derived:
+            raise ValueError(f"without_ema_of: no run is named {source!r}; run names: {sorted({r['name'] for r in records})}")
+        print(f"--- {variant}: the {len(derived)} run(s) of {source!r} read without their EMA (the trained weights "
+              "themselves, evaluated after every epoch beside the EMA: the same trajectory, no training of its own)")
+        records += derived
     record = dict(name=name, runs=records)
     save_json(record, results_path(results_dir) / f"{name}.json")
     return record

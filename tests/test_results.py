@@ -156,6 +156,6 @@ def test_headline_and_condition_say_what_the_runs_say():
     record = dict(name="seeds", runs=[run(1, [99.5] * 5), run(2, [99.5, 99.5, 99.39, 99.5, 99.5]), run(3, [99.44] * 5)])
     # last-5 means 99.5, 99.478, 99.44: mean 99.473, std 0.0304, standard error 0.018
     assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; the mean of the last-5 means is "
-            "99.47 % ± 0.018") in report.headline(record)
+            "99.473 % ± 0.018") in report.headline(record)
     assert report.condition(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
     assert report.condition(dict(device="cuda")) == "cuda"  # older records: only what they have

@@ -147,4 +147,10 @@ def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
                   sweep.precision_dir(tmp_path, "bf16"))  # no fp32 partner: left out
     row = sweep.precision_table("validation", ["dsx40"], tmp_path).splitlines()[-1]
     # differences 0.02, 0.00, 0.04: mean 0.02, standard error 0.02 / sqrt(3) = 0.012
-    assert row.startswith("| dsx40 | 3 | 99.407 | 99.427 | +0.020 ± 0.012 | +1.7 |")
+    assert row.startswith("| dsx40 | 3 | none | 3 | 99.407 | 99.427 | +0.020 ± 0.012 | +1.7 |")
+    # a run that did not learn (at chance) measures no precision's accuracy: named, and its seed left out of the pair
+    sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", 4, [9.9] * 5), precision="fp32"), tmp_path)
+    sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", 4, [99.5] * 5), precision="bf16"),
+                  sweep.precision_dir(tmp_path, "bf16"))
+    row = sweep.precision_table("validation", ["dsx40"], tmp_path).splitlines()[-1]
+    assert row.startswith("| dsx40 | 4 | fp32 seed 4 | 3 | 99.407 | 99.427 | +0.020 ± 0.012 | +1.7 |")

@@ -165,6 +165,26 @@ def test_ema_warm_up_forgets_the_initial_weights():
     assert ema.module.weight.item() > 0.95
 
 
+def test_a_run_read_without_its_ema_is_the_run_trained_without_it(tiny_data):
+    """The ablation's "- EMA" variant costs no training: the raw weights of an EMA run, evaluated beside the EMA,
+    must be exactly what a run without the EMA measures (the EMA never feeds back)."""
+    hp = dict(epochs=2, batch_size=32, lr=0.05, ema=0.99, label_smoothing=0.1)
+    with_ema = training.fit(small_net(), tiny_data, hp, seed=5, log=lambda s: None)
+    plain = training.fit(small_net(), tiny_data, {**hp, "ema": 0.0}, seed=5, log=lambda s: None)
+    assert "raw_test_acc" not in plain[0]
+    assert [r["test_acc"] for r in with_ema] != [r["raw_test_acc"] for r in with_ema]  # the EMA differs from its weights
+    run = dict(name="full", hyperparameters=hp, history=with_ema, total_seconds=9.0, seed=5)
+    derived = training.without_ema(run, "- EMA")
+    keep = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    assert keep(derived["history"]) == keep(plain)
+    assert derived["name"] == "- EMA" and derived["derived_from"] == "full" and derived["total_seconds"] == 0.0
+    assert derived["hyperparameters"] == {**hp, "ema": 0.0} and run["hyperparameters"]["ema"] == 0.99  # a copy
+    with pytest.raises(ValueError, match="without a weight EMA"):
+        training.without_ema(derived)
+    with pytest.raises(ValueError, match="did not record its raw weights"):
+        training.without_ema(dict(run, history=[{k: v for k, v in r.items() if not k.startswith("raw_")} for r in with_ema]))
+
+
 def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypatch):
     """"auto" follows the measurements (research log): bf16 where the CPU has bf16 units (AVX512-BF16 or AMX),
     fp32 on other CPUs (bf16 was 2.5x slower on an AVX2 AMD EPYC) and on GPUs; a named precision is kept."""
