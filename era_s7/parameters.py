@@ -35,7 +35,8 @@ RULES = {
     "device": (lambda v: succeeds(select_device, v), "'auto' (cuda, then mps, then cpu), or 'cpu', 'cuda' or 'mps' "
                "where this machine has it", "auto"),
     "smoke": (lambda v: isinstance(v, bool), "True or False", True),
-    "precision": (lambda v: succeeds(lambda p: resolve_precision(p, "cpu"), v), "'auto' (bf16 on a CPU with bf16 units, else fp32), 'fp32' or "
+    "precision": (lambda v: succeeds(lambda p: resolve_precision(p, "cpu"), v),
+                  "'auto' (bf16 on a CPU with bf16 units, else fp32), 'fp32' or "
                   "'bf16' (bf16 autocast + channels_last)", "auto"),
     "results_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)) and str(v) != "" and not Path(v).is_file(),
                     "None (the repository's results/) or the path of a folder", "/tmp/results"),

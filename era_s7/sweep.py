@@ -28,7 +28,7 @@ from torch import nn
 
 from .data import atomic_write_bytes, load_mnist
 from .candidates import M3, MBV2, ExpandBeforeGAP, Shuffle
-from .model import DSX, RECIPES, Model_1, conv_block, head
+from .model import DSX, RECIPES, Model_1, Model_2, conv_block, head
 from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
 from .results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, load_record, make_record, run_condition, save_json
 from .training import POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device, usable_cores
@@ -125,6 +125,8 @@ CANDIDATES = {
     "m3x20": (ExpandBeforeGAP, STEP3),                                # 1x1 16 -> 20 before the GAP
     # step 1 as its notebook trains it (no BatchNorm, plain SGD): is it bf16-safe too? (PRECISION_CHECKS)
     "m1": (Model_1, RECIPES["Model_1"]),
+    # step 2 as its notebook trains it (BatchNorm, plain SGD): bf16 in the notebooks, not yet checked
+    "m2": (Model_2, RECIPES["Model_2"]),
 }
 # round -> (its baseline, its candidates, precision): each round pairs its candidates with the model the round
 # before adopted, all under the round's precision
@@ -323,9 +325,9 @@ def search_doc_sections(split: str) -> dict[str, tuple[str | None, str, list[str
             for round_, (baseline, candidates, precision) in ROUNDS.items()}
 
 
-# candidates swept in both precisions on the validation split: does bf16 cost accuracy? (step 3's plan, and step 1's
-# model, the one without BatchNorm)
-PRECISION_CHECKS = ["dsx40", "m1"]
+# candidates swept in both precisions on the validation split: does bf16 cost accuracy? (step 3's plan, step 1's
+# model, the one without BatchNorm, and step 2's)
+PRECISION_CHECKS = ["dsx40", "m1", "m2"]
 PRECISION_SECTION = "validation split, fp32 vs bf16"
 
 
