@@ -125,7 +125,7 @@ CANDIDATES = {
     "m3x20": (ExpandBeforeGAP, STEP3),                                # 1x1 16 -> 20 before the GAP
     # step 1 as its notebook trains it (no BatchNorm, plain SGD): is it bf16-safe too? (PRECISION_CHECKS)
     "m1": (Model_1, RECIPES["Model_1"]),
-    # step 2 as its notebook trains it (BatchNorm, plain SGD): bf16 in the notebooks, not yet checked
+    # step 2 as its notebook trains it (BatchNorm, plain SGD): is bf16 safe for it? (PRECISION_CHECKS)
     "m2": (Model_2, RECIPES["Model_2"]),
 }
 # round -> (its baseline, its candidates, precision): each round pairs its candidates with the model the round
