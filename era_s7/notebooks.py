@@ -39,7 +39,7 @@ ABOUT = {
               "weight EMA, label smoothing 0.1",
               "≥ 99.4 % on all of the last 5 epochs: step 2 stalled below 99.4 fitting its training digits, and the "
               "recipe alone did not hold on its layers"),
-    "seeds": ("is step 3's seed lucky?", "step 3's model and recipe on 13 seeds, one condition: the test-set "
+    "seeds": ("is step 3's seed lucky?", "step 3's model and recipe on 11 seeds, one condition: the test-set "
               "confirmation of the search"),
     "golf": ("how small can it be?", "step 3's plan, separable blocks 26 channels wide, < 4,000 parameters"),
     "ablation": ("what is each ingredient worth?", "step 3 with one ingredient (the structure included) removed at a "

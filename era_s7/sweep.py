@@ -123,6 +123,9 @@ CANDIDATES = {
     "mbv2": (MBV2, STEP3),                                            # inverted residuals (MobileNetV2)
     "shuffle28": (Shuffle, STEP3),                                    # grouped 3x3 + channel shuffle (ShuffleNet)
     "m3x20": (ExpandBeforeGAP, STEP3),                                # 1x1 16 -> 20 before the GAP
+    # round 5: the two ingredients whose removal the dsx41 ablation (3 test seeds) read as gains, on Model_3 (= dsx41)
+    "dsx41-rot0": (lambda: DSX(pre=(41,), post=(41,) * 3), {**STEP3, "rotate_deg": 0.0}),      # no augmentation
+    "dsx41-ls0": (lambda: DSX(pre=(41,), post=(41,) * 3), {**STEP3, "label_smoothing": 0.0}),  # no label smoothing
     # step 1 as its notebook trains it (no BatchNorm, plain SGD): is it bf16-safe too? (PRECISION_CHECKS)
     "m1": (Model_1, RECIPES["Model_1"]),
     # step 2 as its notebook trains it (BatchNorm, plain SGD): is bf16 safe for it? (PRECISION_CHECKS)
@@ -136,6 +139,7 @@ ROUNDS = {
     "round 3": ("m3", ["dsx40", "dsx41", "dsx40s20", "dsx34x4", "dsxpre2", "dsx44k5", "mbv2", "shuffle28", "m3x20"],
                 "bf16"),
     "round 4": ("dsx40", ["dsx41", "dsx44k5"], "bf16"),  # round 3's two runners-up, paired with what it adopted
+    "round 5": ("dsx41", ["dsx41-rot0", "dsx41-ls0"], "bf16"),  # the ablation's leads, paired with Model_3
 }
 
 
