@@ -96,6 +96,13 @@ class DS40(nn.Module):
 
 
 STEP3 = RECIPES["Model_3"]
+
+
+def dsx41() -> DSX:
+    """`Model_3`'s plan (`DSX` 41 wide), built as a `DSX`: its sweep files of rounds 3-5 name one model class."""
+    return DSX(pre=(41,), post=(41,) * 3)
+
+
 # name: (model class, recipe). Each candidate differs from its round's baseline in one thing (head2-all3: in
 # round 2's three at once).
 CANDIDATES = {
@@ -115,7 +122,7 @@ CANDIDATES = {
     # round 3: structure (era_s7/candidates.py), paired against the Model_3 of then (M3)
     "m3": (M3, STEP3),
     "dsx40": (DSX, STEP3),
-    "dsx41": (lambda: DSX(pre=(41,), post=(41,) * 3), STEP3),        # the width the budget allows
+    "dsx41": (dsx41, STEP3),                                          # the width the budget allows
     "dsx40s20": (lambda: DSX(stem=20), STEP3),                        # a wider first conv
     "dsx34x4": (lambda: DSX(pre=(34,), post=(34,) * 4), STEP3),       # narrower, one block deeper
     "dsxpre2": (lambda: DSX(pre=(32, 32), post=(36,) * 3), STEP3),    # two separable blocks before the pool
@@ -124,8 +131,8 @@ CANDIDATES = {
     "shuffle28": (Shuffle, STEP3),                                    # grouped 3x3 + channel shuffle (ShuffleNet)
     "m3x20": (ExpandBeforeGAP, STEP3),                                # 1x1 16 -> 20 before the GAP
     # round 5: the two ingredients whose removal the dsx41 ablation (3 test seeds) read as gains, on Model_3 (= dsx41)
-    "dsx41-rot0": (lambda: DSX(pre=(41,), post=(41,) * 3), {**STEP3, "rotate_deg": 0.0}),      # no augmentation
-    "dsx41-ls0": (lambda: DSX(pre=(41,), post=(41,) * 3), {**STEP3, "label_smoothing": 0.0}),  # no label smoothing
+    "dsx41-rot0": (dsx41, {**STEP3, "rotate_deg": 0.0}),      # no augmentation
+    "dsx41-ls0": (dsx41, {**STEP3, "label_smoothing": 0.0}),  # no label smoothing
     # step 1 as its notebook trains it (no BatchNorm, plain SGD): is it bf16-safe too? (PRECISION_CHECKS)
     "m1": (Model_1, RECIPES["Model_1"]),
     # step 2 as its notebook trains it (BatchNorm, plain SGD): is bf16 safe for it? (PRECISION_CHECKS)
