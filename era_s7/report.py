@@ -57,9 +57,11 @@ def last5_spread(runs: list[dict]) -> tuple[float, float, float]:
 
 
 def condition(run: dict) -> str:
-    """What a run's numbers depend on, in words: device (processor), threads, precision; e.g. "cpu (AMD EPYC),
-    1 thread, bf16 + channels_last". Parts a record lacks (records made before they were recorded) are left out."""
-    where = run["device"] + (f" ({run['device_name']})" if run.get("device_name") else "")
+    """What a run's numbers depend on, in words: device (processor; its arithmetic), threads, precision; e.g.
+    "cpu (AMD EPYC; AVX512 +avx512_bf16), 1 thread, bf16 + channels_last". Parts a record lacks (records made
+    before they were recorded) are left out."""
+    named = "; ".join(run[k] for k in ("device_name", "arithmetic") if run.get(k))
+    where = run["device"] + (f" ({named})" if named else "")
     threads = f", {run['threads']} thread{'s' * (run['threads'] != 1)}" if run.get("threads") else ""
     precision = run.get("precision", "")
     precision = f", {precision}" + " + channels_last" * (run.get("memory_format") == "channels_last") if precision else ""

@@ -15,11 +15,12 @@ import torch
 from .data import atomic_write_bytes
 from .receptive_field import count_parameters, receptive_field
 from .report import runs_of
+from .training import NATIVE_BF16_FLAGS, cpu_flags
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"  # set by `make notebooks`: the staging folder a notebook writes into
-RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "threads", "precision",
+RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "arithmetic", "threads", "precision",
                "memory_format", "torch",
                "hyperparameters", "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
@@ -53,15 +54,60 @@ def device_name(device: torch.device) -> str:
         return platform.processor() or platform.machine()
 
 
-CONDITION_KEYS = ("device_name", "threads", "precision", "memory_format")
+def arithmetic(device: torch.device | str = "cpu", cpuinfo: Path | str = "/proc/cpuinfo") -> str:
+    """What decides the floats a run computes, beyond its code and seed: on the CPU, torch's kernel capability
+    (`torch.backends.cpu.get_cpu_capability()`: "AVX2", "AVX512", ...) and the bf16 units its flags name
+    (`training.NATIVE_BF16_FLAGS`: oneDNN's bf16 kernels differ by them), e.g. "AVX512 +avx512_bf16 +amx_bf16";
+    on a GPU, "cuda sm_<major><minor>". The processor's model-name line cannot tell these apart ("AMD EPYC" has been both an AVX2 CPU and one with avx512_bf16, and
+    bf16 ran 2.5x slower on the first, through other kernels)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"cuda sm_{major}{minor}"
+    if device.type != "cpu":
+        return device.type
+    flags = set(cpu_flags(cpuinfo))
+    return " ".join([torch.backends.cpu.get_cpu_capability(), *(f"+{f}" for f in NATIVE_BF16_FLAGS if f in flags)])
+
+
+# Records made before `arithmetic` was recorded: what it was, inferred from the processor's name and the precision
+# (docs/research-log.md, "Performance"): the only Intel Xeon these ran on had AVX-512, AMX and bf16 flags; every
+# "AMD EPYC" record on disk came from the EPYC with avx512_bf16 (the AVX2 EPYC built the engine, and none of its
+# runs is a committed record). `relabel_arithmetic` writes these into the records, with `arithmetic_inferred`.
+INFERRED_ARITHMETIC = {"Intel(R) Xeon(R) Processor": "AVX512 +avx512_bf16 +amx_bf16", "AMD EPYC": "AVX512 +avx512_bf16"}
+
+CONDITION_KEYS = ("device_name", "arithmetic", "threads", "precision", "memory_format")
 
 
 def run_condition(run: dict) -> tuple:
-    """What a run's numbers depend on besides its model, recipe and seed (CONDITION_KEYS): processor (or GPU),
-    thread count, precision ('fp32' or 'bf16' autocast) and memory format. Runs are compared only under one
-    condition. Records from before precision was recorded were fp32, contiguous."""
-    return (run.get("device_name"), run.get("threads"), run.get("precision", "fp32"),
+    """What a run's numbers depend on besides its model, recipe and seed (CONDITION_KEYS): processor (or GPU) and
+    its arithmetic (`arithmetic`: which kernels computed the floats), thread count, precision ('fp32' or 'bf16'
+    autocast) and memory format. Runs are compared only under one condition. Records from before precision was
+    recorded were fp32, contiguous; those from before arithmetic was recorded have it as None (unknown), which
+    matches no measured one, until `relabel_arithmetic` writes in what can be inferred."""
+    return (run.get("device_name"), run.get("arithmetic"), run.get("threads"), run.get("precision", "fp32"),
             run.get("memory_format", "contiguous"))
+
+
+def relabel_arithmetic(results_dir: Path | str = RESULTS_DIR) -> list[str]:
+    """Write `arithmetic` into every run record under `results_dir` (sweep files included) that lacks it, from
+    INFERRED_ARITHMETIC, with `arithmetic_inferred` saying so; a record of a processor not known there is left
+    unknown. Returns the files changed. Idempotent."""
+    changed = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        record = load_record(path)
+        runs = record["runs"] if "runs" in record else [record] if "history" in record else []
+        todo = [r for r in runs if "arithmetic" not in r and r.get("device_name") in INFERRED_ARITHMETIC]
+        for run in todo:
+            run["arithmetic"] = INFERRED_ARITHMETIC[run["device_name"]]
+            run["arithmetic_inferred"] = (f"recorded before arithmetic was; inferred from {run['device_name']!r} "
+                                          "(results.INFERRED_ARITHMETIC)")
+        if todo:
+            if isinstance(record.get("condition"), dict):
+                record["condition"] = dict(zip(CONDITION_KEYS, run_condition(runs[0])))
+            save_json(record, path)
+            changed.append(str(path))
+    return changed
 
 
 def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history: list[dict],
@@ -70,7 +116,7 @@ def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history:
     return dict(
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        device_name=device_name(device), threads=torch.get_num_threads(),
+        device_name=device_name(device), arithmetic=arithmetic(device), threads=torch.get_num_threads(),
         precision="bf16" if hp.get("bf16") else "fp32",
         memory_format="channels_last" if hp.get("channels_last") else "contiguous",
         torch=torch.__version__, hyperparameters=hp, receptive_field=receptive_field(model)[1],

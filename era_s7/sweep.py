@@ -30,8 +30,10 @@ from .data import atomic_write_bytes, load_mnist
 from .candidates import M3, MBV2, ExpandBeforeGAP, Shuffle
 from .model import DSX, RECIPES, Model_1, Model_2, conv_block, head
 from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
-from .results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, load_record, make_record, run_condition, save_json
-from .training import POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device, usable_cores
+from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, arithmetic, device_name, load_record, make_record,
+                      run_condition, save_json)
+from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,
+                       usable_cores, with_ema_also)
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
@@ -122,7 +124,9 @@ CANDIDATES = {
     # round 3: structure (era_s7/candidates.py), paired against the Model_3 of then (M3)
     "m3": (M3, STEP3),
     "dsx40": (DSX, STEP3),
-    "dsx41": (dsx41, STEP3),                                          # the width the budget allows
+    # the width the budget allows; its runs also follow a second EMA (0.999, round 6's `dsx41-ema999`), which
+    # changes no number the first one measures (tests/test_training.py)
+    "dsx41": (dsx41, {**STEP3, "ema_also": 0.999}),
     "dsx40s20": (lambda: DSX(stem=20), STEP3),                        # a wider first conv
     "dsx34x4": (lambda: DSX(pre=(34,), post=(34,) * 4), STEP3),       # narrower, one block deeper
     "dsxpre2": (lambda: DSX(pre=(32, 32), post=(36,) * 3), STEP3),    # two separable blocks before the pool
@@ -137,6 +141,19 @@ CANDIDATES = {
     "m1": (Model_1, RECIPES["Model_1"]),
     # step 2 as its notebook trains it (BatchNorm, plain SGD): is bf16 safe for it? (PRECISION_CHECKS)
     "m2": (Model_2, RECIPES["Model_2"]),
+    # round 6: how the parameters are trained, one change each on Model_3 (= dsx41), under one condition
+    "dsx41-b64": (dsx41, {**STEP3, "batch_size": 64}),                  # 2x the updates (938 an epoch)
+    "dsx41-b64-lr014": (dsx41, {**STEP3, "batch_size": 64, "lr": 0.14}),  # its neighbours: a larger peak lr
+    "dsx41-b64-lr007": (dsx41, {**STEP3, "batch_size": 64, "lr": 0.07}),  # and a smaller one
+    "dsx41-lr02": (dsx41, {**STEP3, "lr": 0.2}),                        # peak lr 0.2 (round 1's lead on the skeleton)
+    "dsx41-nodecay": (dsx41, {**STEP3, "no_decay": "depthwise+batchnorm"}),  # no weight decay on 3x3 filters, BN
+    "dsx41-wd5e4": (dsx41, {**STEP3, "weight_decay": 5e-4}),            # the engine's default weight decay
+    "dsx41-ls005": (dsx41, {**STEP3, "label_smoothing": 0.05}),         # half the label smoothing
+}
+# Candidates read from another's runs, training nothing: name -> (source candidate, record -> record). Written into
+# their files whenever the source's runs are (`derive_runs`), under the source's condition.
+DERIVED = {
+    "dsx41-ema999": ("dsx41", with_ema_also),  # EMA decay 0.999: the second EMA every round-6 dsx41 run follows
 }
 # round -> (its baseline, its candidates, precision): each round pairs its candidates with the model the round
 # before adopted, all under the round's precision
@@ -147,7 +164,19 @@ ROUNDS = {
                 "bf16"),
     "round 4": ("dsx40", ["dsx41", "dsx44k5"], "bf16"),  # round 3's two runners-up, paired with what it adopted
     "round 5": ("dsx41", ["dsx41-rot0", "dsx41-ls0"], "bf16"),  # the ablation's leads, paired with Model_3
+    # how the parameters are trained, on the Intel Xeon with AMX (its own folder: ROUND_DIRS)
+    "round 6": ("dsx41", ["dsx41-b64", "dsx41-b64-lr014", "dsx41-b64-lr007", "dsx41-lr02", "dsx41-nodecay",
+                          "dsx41-wd5e4", "dsx41-ls005", "dsx41-ema999"], "bf16"),
 }
+# round -> the folder under the sweeps' root that holds its files (default: the root): a round swept under
+# another condition than the rounds before it keeps its own files, named by that condition's arithmetic
+ROUND_DIRS = {"round 6": "xeon-amx"}
+
+
+def round_dir(sweeps_dir: Path, round_: str) -> Path:
+    """The folder of a round's sweep files under the root `sweeps_dir`: its own (ROUND_DIRS), then its precision's."""
+    _, _, precision = ROUNDS[round_]
+    return precision_dir(Path(sweeps_dir) / ROUND_DIRS.get(round_, ""), precision)
 
 
 def precision_dir(sweeps_dir: Path, precision: str) -> Path:
@@ -240,22 +269,59 @@ def _train_job(job):
                                       precision=precision)
 
 
+def derive_runs(source: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> list[str]:
+    """Write the runs of every DERIVED candidate of `source` that its file lacks, read from the source's runs on
+    disk; returns the candidates written to."""
+    written = []
+    for name, (of, derive) in DERIVED.items():
+        have = {r["seed"] for r in load_sweep(name, split, sweeps_dir)["runs"]}
+        new = [r for r in load_sweep(of, split, sweeps_dir)["runs"] if of == source and r["seed"] not in have]
+        for run in new:
+            add_run(name, split, dict(derive(run, f"{name}-seed{run['seed']}"), candidate=name), sweeps_dir)
+        written += [name] * bool(new)
+    return written
+
+
+def check_condition(candidates: list[str], split: str, sweeps_dir: Path, precision: str) -> None:
+    """ValueError, before anything trains, if a file of the candidates (those with runs to train) holds runs made
+    under another condition than a pinned one-thread CPU run here would be (processor, arithmetic, precision,
+    memory format)."""
+    hp = PRECISIONS[precision]
+    here = (device_name(torch.device("cpu")), arithmetic("cpu"), 1, precision,
+            "channels_last" if hp.get("channels_last") else "contiguous")
+    for c in candidates:
+        runs = load_sweep(c, split, sweeps_dir)["runs"]
+        if runs and run_condition(runs[0]) != here:
+            raise ValueError(f"{sweep_path(c, split, sweeps_dir)} holds runs made under {run_condition(runs[0])}; "
+                             f"this machine's would be {here}: results depend on each, and a sweep file holds one "
+                             "condition. Sweep into another folder (--dir), or continue on a machine of that condition")
+
+
 def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, epochs: int | None = None,
               sweeps_dir: Path = SWEEPS_DIR, device: str = "cpu", precision: str = "fp32") -> None:
     """Train every (candidate, seed) not yet in its file, seed by seed across candidates (so that partial
-    sweeps stay paired), `jobs` runs at once; `sweeps_dir` is the precision's own folder (precision_dir)."""
+    sweeps stay paired), `jobs` runs at once; `sweeps_dir` is the precision's own folder (precision_dir). A
+    DERIVED candidate trains nothing: its runs are read from its source's. On the CPU, a file of another
+    condition is refused before anything trains (`check_condition`)."""
     select_device(device)  # a device that is not there fails here, before anything starts
     precision_dir(sweeps_dir, precision)  # and so does an unknown precision
-    todo = [(c, s, split, epochs, device, precision) for s in seeds for c in candidates
+    derived = [c for c in candidates if c in DERIVED]
+    trained = list(dict.fromkeys([DERIVED[c][0] for c in derived] + [c for c in candidates if c not in DERIVED]))
+    for source in trained:
+        derive_runs(source, split, sweeps_dir)
+    todo = [(c, s, split, epochs, device, precision) for s in seeds for c in trained
             if s not in {r["seed"] for r in load_sweep(c, split, sweeps_dir)["runs"]}]
+    if device == "cpu":
+        check_condition(sorted({job[0] for job in todo}), split, sweeps_dir, precision)
     print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); "
-          f"{len(candidates) * len(seeds) - len(todo)} already on disk", flush=True)
+          f"{len(trained) * len(seeds) - len(todo)} already on disk", flush=True)
     if not todo:
         return
     start = time.perf_counter()
     with pinned_pool(jobs, device, split_data(load_mnist(), split)) as pool:
         for done, (candidate, run) in enumerate(pool.imap_unordered(_train_job, todo), 1):
             add_run(candidate, split, run, sweeps_dir)
+            derive_runs(candidate, split, sweeps_dir)
             accs = last_accuracies(run)
             print(f"[{done}/{len(todo)} {time.perf_counter() - start:6.0f}s] {candidate:<10} seed {run['seed']:>3}  "
                   f"last-5 min {min(accs):.2f} mean {statistics.mean(accs):.2f}  ({run['total_seconds']:.0f} s)",
@@ -295,7 +361,7 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1", m
     standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies. `sweeps_dir` is the
     root: the round's files are in its precision's folder."""
     baseline, candidates, precision = ROUNDS[round_]
-    sweeps_dir = precision_dir(sweeps_dir, precision)
+    sweeps_dir = round_dir(sweeps_dir, round_)
     base = last5_means(baseline, split, sweeps_dir)
     qualified = []
     for c in candidates:
@@ -381,7 +447,7 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
         if SEARCH_START.format(section=label) not in text:
             continue
         rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ else ""  # choices are made per round only
-        files = precision_dir(sweeps_dir, precision)
+        files = round_dir(sweeps_dir, round_) if round_ else precision_dir(sweeps_dir, precision)
         body = (f"{sweep_table(split, candidates, files, baseline)}\n\n{rule}"
                 f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, files, candidates)}")
         text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END, body)
@@ -417,13 +483,15 @@ def main(argv=None) -> int:
                   args.precision)
         for c in candidates:
             print(f"\n{c} ({args.split} split, {args.precision})\n{runs_table(load_sweep(c, args.split, files)['runs'])}")
+    root = args.dir.resolve() == SWEEPS_DIR.resolve()  # --dir the root: each round's files are in its own folder
     for round_, (baseline, members, precision) in ROUNDS.items():
         if args.table or set(candidates) & {baseline, *members}:
-            table = sweep_table(args.split, [baseline, *members], precision_dir(args.dir, precision), baseline)
+            files = round_dir(args.dir, round_) if root else precision_dir(args.dir, precision)
+            table = sweep_table(args.split, [baseline, *members], files, baseline)
             print(f"\n{round_} ({precision})\n{table}")
-            if args.split == "validation":
+            if args.split == "validation" and root:
                 print(f"\n{decision(args.split, args.dir, round_)}")
-    if args.dir == SWEEPS_DIR:
+    if args.dir.resolve().is_relative_to(SWEEPS_DIR.resolve()):
         update_search_doc(args.split)
         print(f"tables regenerated in {SEARCH_DOC.relative_to(REPO_ROOT)}")
     return 0

@@ -32,6 +32,10 @@ HYPERPARAMETERS = dict(
     elastic=0.0,            # augmentation: smooth random displacement of up to `elastic` pixels (0: off)
     label_smoothing=0.0,
     ema=0.0,                # decay of an exponential moving average of the weights (0: off); the EMA is evaluated
+    ema_also=0.0,           # a second EMA decay followed beside `ema` and evaluated each epoch (0: off); it never
+                            # feeds back, so one run also yields the run with ema=ema_also (`with_ema_also`)
+    no_decay="",            # parameters without weight decay: "" (none), "batchnorm", "depthwise" or both,
+                            # "depthwise+batchnorm" (MobileNet's practice for filters of 9 weights, and BN's)
     bf16=False,             # bf16 autocast; pays where the hardware has bf16 units (research log: measure)
     channels_last=False,    # NHWC memory format for the model and its inputs; pays with bf16 on such CPUs
     eval_batch_size=256,    # evaluation's batch: 3x faster than 2000 on one CPU thread, whose cache 2000 images' maps
@@ -46,15 +50,19 @@ PRECISIONS = {"fp32": {}, "bf16": {"bf16": True, "channels_last": True}}
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 CPU flags of bf16 arithmetic units
 
 
+def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> list[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo); [] where they cannot be read (macOS, Windows)."""
+    try:
+        return next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                     if line.startswith("flags")), [])
+    except OSError:
+        return []
+
+
 def native_bf16(cpuinfo: Path | str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the CPUs on which bf16 autocast was measured
     faster. Read from the Linux CPU flags; False where they cannot be read (macOS, Windows): fp32 is safe there."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return any(flag in cpu_flags(cpuinfo) for flag in NATIVE_BF16_FLAGS)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -146,8 +154,14 @@ def check_hyperparameters(hp: dict) -> dict:
         raise ValueError(f"schedule={hp['schedule']!r}; allowed: {SCHEDULES}")
     if hp["rotate_deg"] < 0 or not 0 <= hp["translate"] < 1 or hp["elastic"] < 0:
         raise ValueError("rotate_deg and elastic must be >= 0 and translate in [0, 1)")
-    if not 0 <= hp["ema"] < 1:
-        raise ValueError(f"ema={hp['ema']!r} must be in [0, 1) (0 turns it off)")
+    if not 0 <= hp["ema"] < 1 or not 0 <= hp["ema_also"] < 1:
+        raise ValueError(f"ema={hp['ema']!r} and ema_also={hp['ema_also']!r} must be in [0, 1) (0 turns it off)")
+    if hp["ema_also"] and not hp["ema"]:
+        raise ValueError("ema_also is a second EMA beside `ema`: set ema too")
+    bad = set(filter(None, hp["no_decay"].split("+"))) - set(NO_DECAY)
+    if bad:
+        raise ValueError(f"no_decay={hp['no_decay']!r}: {sorted(bad)} unknown; allowed: '', {', '.join(NO_DECAY)} "
+                         "joined by '+' (e.g. 'depthwise+batchnorm')")
     return hp
 
 
@@ -176,12 +190,35 @@ def augment(x: torch.Tensor, rotate_deg: float, translate: float, generator: tor
     return F.grid_sample(x - BACKGROUND, grid, align_corners=False) + BACKGROUND
 
 
+NO_DECAY = ("batchnorm", "depthwise")
+
+
+def decay_groups(model: torch.nn.Module, no_decay: str, weight_decay: float) -> list[dict]:
+    """The optimizer's parameter groups: the parameters `no_decay` names ("batchnorm": BatchNorm's scale and
+    shift; "depthwise": the weights of convs with one filter per channel, groups == in_channels > 1; joined by
+    '+') with weight decay 0, the rest with `weight_decay`. One group, in the model's order, when none is named:
+    then the optimizer is the plain one, bit for bit."""
+    kinds = set(filter(None, no_decay.split("+")))
+    if not kinds:
+        return [dict(params=list(model.parameters()), weight_decay=weight_decay)]
+    exempt = set()
+    for module in model.modules():
+        if "batchnorm" in kinds and isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            exempt.update(map(id, module.parameters(recurse=False)))
+        if ("depthwise" in kinds and isinstance(module, torch.nn.Conv2d) and module.groups > 1
+                and module.groups == module.in_channels):
+            exempt.add(id(module.weight))
+    params = list(model.parameters())
+    return [dict(params=[p for p in params if id(p) not in exempt], weight_decay=weight_decay),
+            dict(params=[p for p in params if id(p) in exempt], weight_decay=0.0)]
+
+
 def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
+    groups = decay_groups(model, hp["no_decay"], hp["weight_decay"])
     if hp["optimizer"] == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"], nesterov=True,
-                              weight_decay=hp["weight_decay"])
+        opt = torch.optim.SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+        opt = torch.optim.Adam(groups, lr=hp["lr"])
     if hp["schedule"] == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], epochs=hp["epochs"],
                                                     steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"])
@@ -212,9 +249,9 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> t
     return torch.cat([F.softmax(model(x[i:i + batch_size]).float(), 1) for i in range(0, len(x), batch_size)])
 
 
-def train_epoch(model, x, y, opt, sched, hp, generator, ema=None):
+def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None):
     """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches.
-    `ema` (an AveragedModel) follows the weights after every step."""
+    `ema` (an AveragedModel) follows the weights after every step, and so does `ema_also` (a second one)."""
     model.train()
     order = torch.randperm(len(x), generator=generator, device=x.device)
     loss_sum = torch.zeros((), device=x.device)
@@ -231,8 +268,9 @@ def train_epoch(model, x, y, opt, sched, hp, generator, ema=None):
         loss.backward()
         opt.step()
         sched.step()
-        if ema is not None:
-            ema.update_parameters(model)
+        for average in (ema, ema_also):
+            if average is not None:
+                average.update_parameters(model)
         loss_sum += loss.detach() * len(idx)  # stays on the device: no host sync per step
         correct += (logits.argmax(1) == yb).sum()
     return loss_sum.item() / len(x), 100.0 * correct.item() / len(x)
@@ -245,7 +283,8 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     never sees test metrics. Same seed, machine and thread count on the CPU: the same history, bit for bit.
     With a weight EMA, test_loss/test_acc are the EMA's, and raw_test_loss/raw_test_acc those of the trained
     weights themselves: the EMA never feeds back into training, so these are, bit for bit, what the same run
-    without the EMA would measure (`without_ema`)."""
+    without the EMA would measure (`without_ema`); with `ema_also`, ema_also_test_loss/ema_also_test_acc those of the
+    second EMA (`with_ema_also`)."""
     hp = check_hyperparameters(hp or {})
     x_train, y_train = data["x_train"][:hp["train_subset"]], data["y_train"][:hp["train_subset"]]
     x_test, y_test = data["x_test"][:hp["test_subset"]], data["y_test"][:hp["test_subset"]]
@@ -253,15 +292,18 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     generator = torch.Generator(device=x_train.device).manual_seed(seed)
     steps = math.ceil(len(x_train) / hp["batch_size"])
     opt, sched = make_optimizer(model, hp, steps)
-    ema = make_ema(model, hp["ema"])
+    ema, ema_also = make_ema(model, hp["ema"]), make_ema(model, hp["ema_also"])
     history = []
     for epoch in range(1, hp["epochs"] + 1):
         start = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema)
+        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema, ema_also)
         test_loss, test_acc = evaluate(model if ema is None else ema, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
         if ema is not None:
             row["raw_test_loss"], row["raw_test_acc"] = evaluate(model, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
+        if ema_also is not None:
+            row["ema_also_test_loss"], row["ema_also_test_acc"] = evaluate(ema_also, x_test, y_test,
+                                                                           hp["eval_batch_size"], hp["bf16"])
         row.update(lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         history.append(row)
         log(format_epoch(row, hp["epochs"]))
@@ -285,6 +327,20 @@ def without_ema(run: dict, name: str | None = None) -> dict:
                 if not k.startswith("raw_")} for row in run["history"]]
     return dict(run, name=name or f"{run['name']} without EMA", history=history, total_seconds=0.0,
                 hyperparameters={**run["hyperparameters"], "ema": 0.0}, derived_from=run["name"])
+
+
+def with_ema_also(run: dict, name: str | None = None) -> dict:
+    """The run record of the same training with its weight EMA's decay set to the run's `ema_also`, read from the
+    run itself (like `without_ema`: the EMAs never change the trajectory, so this is, bit for bit, what an
+    ema=ema_also training with the same seed would measure, at no training cost). ValueError if the run followed no
+    second EMA."""
+    decay = run["hyperparameters"].get("ema_also")
+    if not decay:
+        raise ValueError(f"run {run['name']!r} followed no second EMA (ema_also): there is nothing to read")
+    history = [{k: v for k, v in dict(row, test_loss=row["ema_also_test_loss"], test_acc=row["ema_also_test_acc"]
+                                      ).items() if not k.startswith("ema_also_")} for row in run["history"]]
+    return dict(run, name=name or f"{run['name']} with EMA {decay}", history=history, total_seconds=0.0,
+                hyperparameters={**run["hyperparameters"], "ema": decay, "ema_also": 0.0}, derived_from=run["name"])
 
 
 def ema_decay(decay: float, updates: int) -> float:

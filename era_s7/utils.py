@@ -15,8 +15,8 @@ from .plots import (plot_augmentations, plot_confusion, plot_history, plot_miscl
 from .parameters import ParameterError, check_parameters  # noqa: F401
 from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
 from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
-from .results import (RESULTS_DIR, RESULTS_ENV, device_name, load_record, load_weights, make_record,  # noqa: F401
-                      save_json, save_run)
+from .results import (RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, load_weights,  # noqa: F401
+                      make_record, save_json, save_run)
 from .training import (HYPERPARAMETERS, PRECISIONS, augment, check_hyperparameters, evaluate, fit,  # noqa: F401
                        format_epoch, pinned_pool, predict, resolve_precision, select_device, set_threads, usable_cores,
                        without_ema)
@@ -89,11 +89,11 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
     committed = [run for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()
                  for run in runs_of(load_record(p))]
     # results depend on the processor and the thread count too: reuse only a run made under this very condition
-    here = (device_name(device), 1 if jobs > 1 else torch.get_num_threads())
+    here = (device_name(device), arithmetic(device), 1 if jobs > 1 else torch.get_num_threads())
     found = {}  # index in runs -> the committed run that stands in for it
     for i, (run_name, model_name, hp, seed) in enumerate(runs):
         same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"],
-                                         r.get("device_name"), r.get("threads")) ==
+                                         r.get("device_name"), r.get("arithmetic"), r.get("threads")) ==
                 (model_name, hp, seed, model_source_sha256(MODELS[model_name]), *here)]
         if same:
             found[i] = dict(same[0], name=run_name)

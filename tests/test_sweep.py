@@ -85,7 +85,7 @@ def test_train_candidate_records_what_produced_it(tiny_data):
 
 
 def test_a_sweep_file_holds_one_condition(tmp_path):
-    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name="Intel Xeon", threads=1)
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name="Intel Xeon", arithmetic="AVX512", threads=1)
     sweep.add_run("baseline", "validation", run, tmp_path)
     sweep.add_run("baseline", "validation", dict(run, seed=2), tmp_path)
     with pytest.raises(ValueError, match="results depend on each"):
@@ -93,9 +93,39 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
     with pytest.raises(ValueError, match="bf16"):  # precision and memory format are part of the condition
         sweep.add_run("baseline", "validation", dict(run, seed=3, precision="bf16", memory_format="channels_last"),
                       tmp_path)
+    with pytest.raises(ValueError, match="AVX2"):  # the same brand, other kernels: another condition
+        sweep.add_run("baseline", "validation", dict(run, seed=3, arithmetic="AVX2"), tmp_path)
     saved = sweep.load_sweep("baseline", "validation", tmp_path)
     assert len(saved["runs"]) == 2
-    assert saved["condition"] == dict(device_name="Intel Xeon", threads=1, precision="fp32", memory_format="contiguous")
+    assert saved["condition"] == dict(device_name="Intel Xeon", arithmetic="AVX512", threads=1, precision="fp32",
+                                      memory_format="contiguous")
+
+
+def test_a_sweep_refuses_another_condition_before_it_trains(tmp_path, monkeypatch):
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=sweep.device_name(torch.device("cpu")),
+               arithmetic="AVX2", threads=1)  # made on a CPU of the same name and other kernels
+    sweep.add_run("baseline", "validation", run, tmp_path)
+    monkeypatch.setattr(sweep, "pinned_pool", lambda *a, **k: pytest.fail("trained despite another condition"))
+    with pytest.raises(ValueError, match="holds runs made under .*AVX2.*another folder"):
+        sweep.run_sweep(["baseline"], [1, 2], "validation", jobs=1, sweeps_dir=tmp_path)
+    sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path)  # nothing to add: no refusal
+
+
+def test_a_derived_candidate_is_read_from_its_source_runs(tmp_path):
+    runs = []
+    for seed in (1, 2):
+        run = fake_run("dsx41", seed, [99.4] * 5)
+        run["hyperparameters"] = dict(ema=0.998, ema_also=0.999)
+        for row in run["history"]:
+            row.update(ema_also_test_acc=row["test_acc"] + 0.01, ema_also_test_loss=0.02, test_loss=0.03)
+        sweep.add_run("dsx41", "validation", run, tmp_path)
+        runs.append(run)
+    assert sweep.derive_runs("dsx41", "validation", tmp_path) == ["dsx41-ema999"]
+    derived = sweep.load_sweep("dsx41-ema999", "validation", tmp_path)["runs"]
+    assert [r["seed"] for r in derived] == [1, 2] and derived[0]["derived_from"] == "dsx41-seed1"
+    assert derived[0]["hyperparameters"] == dict(ema=0.999, ema_also=0.0)
+    assert [r["test_acc"] for r in derived[0]["history"]] == [r["ema_also_test_acc"] for r in runs[0]["history"]]
+    assert sweep.derive_runs("dsx41", "validation", tmp_path) == []  # idempotent
 
 
 def test_an_absent_device_fails_before_anything_runs(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from era_s7 import training
-from era_s7.model import make_model
+from era_s7.model import Model_3, make_model
 
 
 def small_net():
@@ -201,3 +201,41 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypa
     assert training.resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision='fp16'.*'auto'"):
         training.resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_a_second_ema_changes_nothing_the_first_measures_and_reads_as_its_own_run(tiny_data):
+    """`ema_also` follows a second average beside `ema`: the history is, bit for bit, the one without it, and
+    `with_ema_also` reads from it exactly the run that trains with ema=ema_also."""
+    hp = dict(epochs=2, batch_size=20, lr=0.05, ema=0.99, rotate_deg=5.0, translate=0.0)  # 200 steps: past the warm-up
+    keep = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    fits = {}
+    for name, extra in [("one", {}), ("both", dict(ema_also=0.9)), ("other", dict(ema=0.9))]:
+        torch.manual_seed(3)
+        fits[name] = training.fit(Model_3(), tiny_data, {**hp, **extra}, seed=3, log=lambda line: None)
+    both = fits["both"]
+    assert keep([{k: v for k, v in r.items() if not k.startswith("ema_also_")} for r in both]) == keep(fits["one"])
+    assert [r["ema_also_test_loss"] for r in both] != [r["test_loss"] for r in both]  # the two averages differ
+    run = dict(name="r", hyperparameters=training.check_hyperparameters({**hp, "ema_also": 0.9}), history=both,
+               total_seconds=1.0, seed=3)
+    derived = training.with_ema_also(run)
+    assert keep(derived["history"]) == keep(fits["other"]) and derived["hyperparameters"]["ema"] == 0.9
+    with pytest.raises(ValueError, match="no second EMA"):
+        training.with_ema_also(derived)
+    with pytest.raises(ValueError, match="set ema too"):
+        training.check_hyperparameters(dict(ema=0.0, ema_also=0.9))
+
+
+def test_no_decay_exempts_exactly_the_named_parameters():
+    model = Model_3()
+    groups = training.decay_groups(model, "depthwise+batchnorm", 1e-4)
+    exempt = {id(p) for p in groups[1]["params"]}
+    depthwise = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1]
+    norms = [p for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
+    assert exempt == {id(p) for p in depthwise + norms} and len(depthwise) == 4
+    assert groups[0]["weight_decay"] == 1e-4 and groups[1]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    only_bn = training.decay_groups(model, "batchnorm", 1e-4)
+    assert {id(p) for p in only_bn[1]["params"]} == {id(p) for p in norms}
+    assert len(training.decay_groups(model, "", 1e-4)) == 1  # none named: the plain optimizer
+    with pytest.raises(ValueError, match="'pointwise'.*unknown"):
+        training.check_hyperparameters(dict(no_decay="pointwise"))
