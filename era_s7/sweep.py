@@ -456,7 +456,7 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("candidates", nargs="*", help=f"candidate names (default: all); known: {', '.join(CANDIDATES)}")
+    parser.add_argument("candidates", nargs="*", help=f"candidate names (default: all); known: {', '.join([*CANDIDATES, *DERIVED])}")
     parser.add_argument("--seeds", default="1-8", help="e.g. 1-8, 1,3,5 (default 1-8)")
     parser.add_argument("--split", default="validation", choices=SPLITS)
     parser.add_argument("--jobs", type=int, default=0, help="runs at once, one core each; 0: one per usable core")
@@ -467,10 +467,10 @@ def main(argv=None) -> int:
                         help="fp32, or bf16: bf16 autocast + channels_last (files in <dir>/bf16/)")
     parser.add_argument("--table", action="store_true", help="train nothing: print the tables of the sweeps on disk")
     args = parser.parse_args(argv)
-    candidates = args.candidates or list(CANDIDATES)
-    unknown = sorted(set(candidates) - set(CANDIDATES))
+    candidates = args.candidates or [*CANDIDATES, *DERIVED]
+    unknown = sorted(set(candidates) - set(CANDIDATES) - set(DERIVED))
     if unknown:
-        print(f"error: unknown candidate(s) {unknown}; known: {sorted(CANDIDATES)}", file=sys.stderr)
+        print(f"error: unknown candidate(s) {unknown}; known: {sorted([*CANDIDATES, *DERIVED])}", file=sys.stderr)
         return 2
     try:
         seeds = parse_seeds(args.seeds)
