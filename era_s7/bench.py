@@ -88,12 +88,12 @@ def engine_timings(device: torch.device, images: int, candidate: str = "m3", pre
                    ) -> tuple[float, float]:
     """(training images/s of a sweep candidate with the step-3 recipe at `precision`, seconds of one full
     test-set evaluation)."""
-    from .sweep import CANDIDATES  # the search's plans, by name
+    from .candidates import CANDIDATES  # the search's plans, by name
 
     data = load_mnist(device=device)
     hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[precision]})
     torch.manual_seed(0)
-    model = CANDIDATES[candidate][0]().to(device, memory_format=MEMORY_FORMATS[hp["channels_last"]])
+    model = CANDIDATES[candidate].build().to(device, memory_format=MEMORY_FORMATS[hp["channels_last"]])
     x, y = data["x_train"][:images], data["y_train"][:images]
     opt, sched = make_optimizer(model, hp, steps_per_epoch=len(x) // hp["batch_size"] + 1)
     ema = make_ema(model, hp["ema"])  # the recipe's weight average costs a step too

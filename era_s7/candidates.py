@@ -1,7 +1,9 @@
-"""Layer plans screened by the structural search (round 3, docs/search.md); the harness is era_s7/sweep.py.
+"""Every candidate the search has screened (docs/search.md), by name (`CANDIDATES`), and the rounds that paired
+them (`ROUNDS`); the harness that trains and compares them is era_s7/sweep.py.
 
-Every plan maps (n, 1, 28, 28) to (n, 10) logits, has < 8,000 parameters and RF >= 28; each docstring gives
-its layer plan with output sizes. The depthwise-separable plan DSX, which round 3 adopted as Model_3, lives in
+A candidate is a layer plan plus overrides of step 3's recipe, and a line saying what it changes and where it comes
+from. Every plan maps (n, 1, 28, 28) to (n, 10) logits, has < 8,000 parameters and RF >= 28; each class's docstring
+gives its layer plan with output sizes. The depthwise-separable plan DSX, which round 3 adopted as Model_3, lives in
 era_s7/model.py. The building blocks are the field's standard ones:
 
 - depthwise-separable conv (Chollet, "Xception", CVPR 2017): a depthwise 3x3 (one filter per channel) then a
@@ -12,10 +14,13 @@ era_s7/model.py. The building blocks are the field's standard ones:
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 from torch import nn
 
-from .model import Skeleton, conv_block, head, separable
+from .model import DSX, RECIPES, Model_1, Model_2, Skeleton, conv_block, head, separable
+from .training import with_ema_also
 
 
 class M3(Skeleton):
@@ -104,3 +109,166 @@ class ExpandBeforeGAP(M3):
     def __init__(self, expand: int = 20):
         super().__init__()
         self.head = nn.Sequential(conv_block(16, expand, kernel=1), *head(expand))
+
+
+# ------------------------------------------------------------------ rounds 1-2: the skeleton's plans
+class Round1(M3):
+    """Model_3 as it was in round 1 of the search, the baseline then: the head a single 1x1 conv 16->10
+    (7,568 parameters). Round 1 adopted head2's two-layer head into Model_3."""
+    head_width = None
+
+
+class Head2(Round1):
+    """Round 1's Model_3 with a two-layer head: GAP, 1x1 16->16 (ReLU, BN), 1x1 16->10 (7,856 parameters).
+    (Today's Model_2 has this head; this class, which builds it after the old one, keeps round 1's runs
+    reproducible: the initial weights drawn are those of the runs on disk.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 16, 1, bias=False), nn.ReLU(),
+                                  nn.BatchNorm2d(16), nn.Conv2d(16, 10, 1, bias=False), nn.Flatten())
+
+
+class Squeeze(nn.Module):
+    """Wider before the pool, a 1x1 squeeze after it (7,742 parameters, RF 28):
+    1->10 (26), 10->16 (24), max-pool (12), 1x1 16->8, 8->16 (10), 16->16 (8), 16->16 (6), GAP, 1x1 16->10."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(1, 10), conv_block(10, 16), nn.MaxPool2d(2),
+            nn.Conv2d(16, 8, 1, bias=False), nn.ReLU(), nn.BatchNorm2d(8),
+            conv_block(8, 16), conv_block(16, 16), conv_block(16, 16))
+        self.head = head(16)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def separable_bn(c_in: int, c_out: int) -> nn.Sequential:
+    """Round 1's separable block (MobileNet's, Howard et al. 2017), not `model.separable` (Xception's): depthwise
+    3x3 on c_in, then pointwise 1x1 c_in->c_out, each followed by ReLU and BatchNorm."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, groups=c_in, bias=False), nn.ReLU(), nn.BatchNorm2d(c_in),
+                         nn.Conv2d(c_in, c_out, 1, bias=False), nn.ReLU(), nn.BatchNorm2d(c_out))
+
+
+class DS40(nn.Module):
+    """Depthwise-separable, 40 channels after the first conv (7,832 parameters, RF 28):
+    1->16 (26), sep 16->40 (24), max-pool (12), 3 x sep 40->40 (10, 8, 6), GAP, 1x1 40->10."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(conv_block(1, 16), separable_bn(16, 40), nn.MaxPool2d(2),
+                                      separable_bn(40, 40), separable_bn(40, 40), separable_bn(40, 40))
+        self.head = head(40)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def dsx41() -> DSX:
+    """`Model_3`'s plan (`DSX` 41 wide), built as a `DSX`: its sweep files of rounds 3-6 name one model class."""
+    return DSX(pre=(41,), post=(41,) * 3)
+
+
+# ------------------------------------------------------------------ the registry
+class Candidate(NamedTuple):
+    """A candidate: `build()` makes its model (the seed is set before), `recipe` overrides training.HYPERPARAMETERS,
+    `doc` says what it changes against its round's baseline and where the change comes from."""
+    build: Callable[[], nn.Module]
+    recipe: dict
+    doc: str
+
+
+STEP3 = RECIPES["Model_3"]
+BASELINE = "baseline"
+R1 = "round 1's baseline (Model_3 then: the skeleton with BN, a one-layer head, step 3's recipe)"
+ON_DSX41 = "on Model_3 (dsx41) and its recipe: "
+
+CANDIDATES = {
+    # round 1: one change each on its baseline
+    BASELINE: Candidate(Round1, STEP3, R1),
+    "lr02": Candidate(Round1, {**STEP3, "lr": 0.2}, "peak learning rate 0.2 instead of 0.1"),
+    "elastic": Candidate(Round1, {**STEP3, "elastic": 2.0},
+                         "+ elastic distortion of up to 2 px (Simard et al., ICDAR 2003)"),
+    "rot12": Candidate(Round1, {**STEP3, "rotate_deg": 12.0}, "rotation +-12 deg instead of +-8"),
+    "ls0": Candidate(Round1, {**STEP3, "label_smoothing": 0.0}, "no label smoothing"),
+    "head2": Candidate(Head2, STEP3, "a two-layer 1x1 head (GAP, 1x1 16->16, 1x1 16->10); adopted by round 1"),
+    "squeeze": Candidate(Squeeze, STEP3, "wider before the pool, a 1x1 squeeze after it (SqueezeNet's idea)"),
+    "ds40": Candidate(DS40, STEP3, "MobileNet-style separable blocks, 40 wide (Howard et al., 2017)"),
+    # round 2: round 1's other gains, each on top of the adopted head2
+    "head2-lr02": Candidate(Head2, {**STEP3, "lr": 0.2}, "head2 + peak lr 0.2"),
+    "head2-ls0": Candidate(Head2, {**STEP3, "label_smoothing": 0.0}, "head2 without label smoothing"),
+    "head2-rot12": Candidate(Head2, {**STEP3, "rotate_deg": 12.0}, "head2 + rotation +-12 deg"),
+    "head2-all3": Candidate(Head2, {**STEP3, "lr": 0.2, "label_smoothing": 0.0, "rotate_deg": 12.0},
+                            "head2 + round 1's three other gains at once"),
+    # round 3: structure, paired against the Model_3 of then (M3)
+    "m3": Candidate(M3, STEP3, "round 3's baseline: Model_3 then (the skeleton with BN and the two-layer head)"),
+    "dsx40": Candidate(DSX, STEP3, "Xception-style separable blocks 40 wide (Chollet, CVPR 2017); adopted by round 3"),
+    # its runs also follow a second EMA (0.999: round 6's dsx41-ema999), which changes no number the first one
+    # measures (tests/test_training.py)
+    "dsx41": Candidate(dsx41, {**STEP3, "ema_also": 0.999},
+                       "dsx40 one channel wider, the most the budget allows; adopted by round 4 (Model_3)"),
+    "dsx40s20": Candidate(lambda: DSX(stem=20), STEP3, "dsx40 with a wider first conv (20)"),
+    "dsx34x4": Candidate(lambda: DSX(pre=(34,), post=(34,) * 4), STEP3, "narrower (34), one block deeper"),
+    "dsxpre2": Candidate(lambda: DSX(pre=(32, 32), post=(36,) * 3), STEP3, "two separable blocks before the pool"),
+    "dsx44k5": Candidate(lambda: DSX(pre=(44,), post=(44, 44), kernel=5), STEP3,
+                         "wider (44), 5x5 depthwise filters, two blocks after the pool"),
+    "mbv2": Candidate(MBV2, STEP3, "inverted residuals (Sandler et al., MobileNetV2, CVPR 2018)"),
+    "shuffle28": Candidate(Shuffle, STEP3, "grouped 3x3 + channel shuffle (Zhang et al., ShuffleNet, CVPR 2018)"),
+    "m3x20": Candidate(ExpandBeforeGAP, STEP3, "a 1x1 16 -> 20 before the GAP"),
+    # round 5: the two ingredients whose removal the dsx41 ablation (3 test seeds) read as gains
+    "dsx41-rot0": Candidate(dsx41, {**STEP3, "rotate_deg": 0.0}, ON_DSX41 + "no augmentation (the ablation's lead)"),
+    "dsx41-ls0": Candidate(dsx41, {**STEP3, "label_smoothing": 0.0}, ON_DSX41 + "no label smoothing (its lead)"),
+    # steps 1 and 2 as their notebooks train them: is bf16 safe for them? (sweep.PRECISION_CHECKS)
+    "m1": Candidate(Model_1, RECIPES["Model_1"], "step 1 as its notebook trains it (no BN, plain SGD)"),
+    "m2": Candidate(Model_2, RECIPES["Model_2"], "step 2 as its notebook trains it (BN, plain SGD)"),
+    # round 6: how the parameters are trained, one change each on Model_3 (= dsx41), under one condition
+    "dsx41-b64": Candidate(dsx41, {**STEP3, "batch_size": 64}, ON_DSX41 + "batch 64: twice the updates (782 an "
+                           "epoch on the validation split), the same one-cycle; the lead of the issue's pilot"),
+    "dsx41-b64-lr014": Candidate(dsx41, {**STEP3, "batch_size": 64, "lr": 0.14},
+                                 ON_DSX41 + "batch 64 at peak lr 0.14 (the batch-64 lead's neighbour)"),
+    "dsx41-b64-lr007": Candidate(dsx41, {**STEP3, "batch_size": 64, "lr": 0.07},
+                                 ON_DSX41 + "batch 64 at peak lr 0.07: the lr scaled with the batch (Goyal et al., "
+                                 "2017's linear rule, 0.1 x 64/128 = 0.05, rounded up)"),
+    "dsx41-lr02": Candidate(dsx41, {**STEP3, "lr": 0.2}, ON_DSX41 + "peak lr 0.2 (round 1's lead on the skeleton)"),
+    "dsx41-nodecay": Candidate(dsx41, {**STEP3, "no_decay": "depthwise+batchnorm"},
+                               ON_DSX41 + "no weight decay on the depthwise 3x3 filters and BN's parameters "
+                               "(MobileNet's practice, Howard et al., 2017)"),
+    "dsx41-wd5e4": Candidate(dsx41, {**STEP3, "weight_decay": 5e-4},
+                             ON_DSX41 + "weight decay 5e-4 (the engine's default) instead of 1e-4"),
+    "dsx41-ls005": Candidate(dsx41, {**STEP3, "label_smoothing": 0.05},
+                             ON_DSX41 + "label smoothing 0.05 instead of 0.1 (0 lost in round 5; a smaller value "
+                             "was never tried)"),
+}
+
+
+class Derived(NamedTuple):
+    """A candidate read from another's runs, training nothing: `derive(run, name)` makes its record from one of
+    `source`'s (sweep.derive_runs writes them whenever the source's runs are, under the source's condition)."""
+    source: str
+    derive: Callable[[dict, str], dict]
+    doc: str
+
+
+DERIVED = {
+    "dsx41-ema999": Derived("dsx41", with_ema_also, ON_DSX41 + "EMA decay 0.999 instead of 0.998, read from the "
+                            "second EMA every round-6 dsx41 run follows (the judged epochs still moved by 0.03-0.04)"),
+}
+
+# round -> (its baseline, its candidates, precision): each round pairs its candidates with the model the round
+# before adopted, all under the round's precision
+ROUNDS = {
+    "round 1": (BASELINE, ["lr02", "elastic", "rot12", "ls0", "head2", "squeeze", "ds40"], "fp32"),
+    "round 2": ("head2", ["head2-lr02", "head2-ls0", "head2-rot12", "head2-all3"], "fp32"),
+    "round 3": ("m3", ["dsx40", "dsx41", "dsx40s20", "dsx34x4", "dsxpre2", "dsx44k5", "mbv2", "shuffle28", "m3x20"],
+                "bf16"),
+    "round 4": ("dsx40", ["dsx41", "dsx44k5"], "bf16"),  # round 3's two runners-up, paired with what it adopted
+    "round 5": ("dsx41", ["dsx41-rot0", "dsx41-ls0"], "bf16"),  # the ablation's leads, paired with Model_3
+    # how the parameters are trained, on the Intel Xeon with AMX (its own folder: ROUND_DIRS)
+    "round 6": ("dsx41", ["dsx41-b64", "dsx41-b64-lr014", "dsx41-b64-lr007", "dsx41-lr02", "dsx41-nodecay",
+                          "dsx41-wd5e4", "dsx41-ls005", "dsx41-ema999"], "bf16"),
+}
+# round -> the folder under the sweeps' root that holds its files (default: the root): a round swept under
+# another condition than the rounds before it keeps its own files, named by that condition's processor
+ROUND_DIRS = {"round 6": "xeon-amx"}

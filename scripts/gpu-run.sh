@@ -11,10 +11,10 @@ OUT=${OUT:-results}
 $PY -c "import torch; assert torch.cuda.is_available(), 'no GPU here'; print(torch.__version__, torch.cuda.get_device_name())"
 $PY -m era_s7.data
 # Runs share the GPU: one small model keeps it far from busy, so many processes at once is what fills it.
-# Budget: round 3's candidates (structure; era_s7/candidates.py) x 24 seeds in bf16, the open question of the search;
-# an interrupted sweep resumes (files are rewritten after every run).
-ROUND3=$($PY -c "from era_s7.sweep import ROUNDS; b, c, _ = ROUNDS['round 3']; print(b, *c)")
-timeout 420 $PY -m era_s7.sweep $ROUND3 --seeds 1-24 --split validation --precision bf16 \
+# Budget: round 6's candidates (how the parameters are trained; era_s7/candidates.py) x 24 seeds in bf16, the open
+# question of the search; an interrupted sweep resumes (files are rewritten after every run).
+ROUND=$($PY -c "from era_s7.candidates import ROUNDS; b, c, _ = ROUNDS['round 6']; print(b, *c)")
+timeout 420 $PY -m era_s7.sweep $ROUND --seeds 1-24 --split validation --precision bf16 \
     --device cuda --jobs 12 --dir results/sweeps/cuda || echo "sweep stopped at its time limit; partial files kept"
 timeout 120 $PY -m era_s7.bench --device cuda || true
 mkdir -p "$OUT" && cp -r results/sweeps/cuda results/bench-cuda.json "$OUT"/ 2>/dev/null || true

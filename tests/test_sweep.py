@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,12 +49,22 @@ def test_parse_seeds():
 
 @pytest.mark.parametrize("name", list(sweep.CANDIDATES))
 def test_every_candidate_fits_the_budget_and_sees_the_whole_digit(name):
-    model_class, recipe = sweep.CANDIDATES[name]
+    model_class, recipe, doc = sweep.CANDIDATES[name]
     model = model_class()
     assert count_parameters(model) < 8000
     assert receptive_field(model)[1] >= 28
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert sweep.check_hyperparameters(recipe)["epochs"] <= 15
+    assert len(doc) > 10  # what it changes, and where it comes from
+
+
+def test_every_round_names_known_candidates_and_a_derived_one_names_its_source():
+    for round_, (baseline, members, precision) in sweep.ROUNDS.items():
+        assert {baseline, *members} <= set(sweep.CANDIDATES) | set(sweep.DERIVED), round_
+    for name, derived in sweep.DERIVED.items():
+        assert derived.source in sweep.CANDIDATES and derived.doc
+    assert sweep.round_dir(Path("r"), "round 6") == Path("r") / sweep.ROUND_DIRS["round 6"] / "bf16"
+    assert sweep.round_dir(Path("r"), "round 1") == Path("r")
 
 
 def test_sweep_files_resume_replace_by_seed_and_table_pairs_on_common_seeds(tmp_path, capsys):
