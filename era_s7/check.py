@@ -1,0 +1,484 @@
+"""`python -m era_s7.check path/to/model.py:ClassName`: does your model pass the assignment, on several seeds?
+
+The assignment's rules: fewer than 8,000 parameters (counted as it counts them: the trainable ones), at most 15
+epochs, and ≥ 99.4 % test accuracy on every one of the last 5 epochs, *consistently*, which one run cannot show.
+The check loads the class (from a file, `path/to/model.py:Net`, or a module, `package.module:Net`), builds it
+with no arguments and refuses, before anything trains, a model that fails to build, fails on a (1, 1, 28, 28)
+input, or does not give (n, 10) outputs, with a message that says which and why. Then it prints the parameters,
+the receptive field at the output layer by layer (or the tool's refusal, named), trains the model with the
+project's engine and a recipe (default step 3's) on each seed (on the CPU one seed per core, each in its own
+one-thread process, as the seeds study does), and gives a verdict per rule in words, with the seeds it rests on.
+A model over the parameter limit is reported failing that rule, and the rest still runs.
+
+The record goes to results/checks/<name>.json, rewritten after every seed: an interrupted check resumes, and the
+seeds already done by the same code, recipe and condition are not retrained.
+
+    python -m era_s7.check my_model.py:Net                      # seeds 1-5, step 3's recipe, 15 epochs
+    python -m era_s7.check mypackage.models:Net --seeds 1-8 --recipe my_recipe.json
+    make check-model MODEL=my_model.py:Net
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import linecache
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch import nn
+
+from . import results
+from .data import atomic_write_bytes
+from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
+from .report import LAST, MAX_EPOCHS, TARGET, held_count, last5_spread, last_accuracies, run_summary
+from .results import (REPO_ROOT, RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, model_source_sha256,
+                      run_condition, save_json)
+from .sweep import parse_seeds
+from .training import POOL_DATA, PRECISIONS, format_epoch, pinned_pool, select_device, usable_cores
+
+CHECKS_DIR = RESULTS_DIR / "checks"
+PARAMS_LIMIT = 8000  # the assignment: fewer than this many trainable parameters
+DEFAULT_SEEDS = "1-5"
+DEFAULT_RECIPE = "Model_3"  # step 3's recipe (model.RECIPES)
+FILE_ATTRIBUTE = "__era_s7_check_file__"  # set on a module loaded from a file by `load_class`
+
+
+class ModelRefused(ValueError):
+    """The model cannot be checked: it fails to load, to build, to run on a (1, 1, 28, 28) input, or to give
+    (n, 10) outputs. The message says which and why; nothing has trained."""
+
+
+# ------------------------------------------------------------------ loading the learner's class
+def load_file(path: Path | str):
+    """The module of a Python file, imported under a name of its own (so that its classes' source can be hashed,
+    and each seed's process imports the same file under the same name); its folder goes on sys.path, so that it
+    may import its neighbours."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ModelRefused(f"{path} is not a file: write path/to/model.py:ClassName (or package.module:ClassName)")
+    name = f"era_s7_check_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, FILE_ATTRIBUTE, None) == str(path):
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise ModelRefused(f"{path} cannot be imported as Python (a .py file is needed)")
+    module = importlib.util.module_from_spec(spec)
+    setattr(module, FILE_ATTRIBUTE, str(path))
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise ModelRefused(f"{path} fails to import: {type(err).__name__}: {err}") from err
+    return module
+
+
+def load_class(spec: str) -> type:
+    """The class `spec` names: 'path/to/model.py:ClassName' (a file) or 'package.module:ClassName' (importable).
+    ModelRefused, saying why, when it cannot be loaded or is not a torch.nn.Module class."""
+    where, colon, name = spec.rpartition(":")
+    if not colon or not where or not name:
+        raise ModelRefused(f"{spec!r}: write path/to/model.py:ClassName or package.module:ClassName")
+    if where.endswith(".py") or os.sep in where or "/" in where or Path(where).is_file():
+        module = load_file(where)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as err:
+            raise ModelRefused(f"module {where!r} fails to import: {type(err).__name__}: {err} (a file is written "
+                               "path/to/model.py:ClassName)") from err
+    try:
+        cls = module
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except AttributeError:
+        found = sorted(k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)
+                       and v.__module__ == module.__name__)
+        raise ModelRefused(f"{where} has no {name!r}; the torch.nn.Module classes it defines: {found or 'none'}") from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ModelRefused(f"{spec}: {name} is a {type(cls).__name__}, not a torch.nn.Module class")
+    return cls
+
+
+def class_spec(cls: type, beside: Path) -> str:
+    """A spec from which each seed's process loads `cls` again: its file's, or its module's; for a class defined
+    in a notebook cell (module __main__ without a file), the cell is first saved as `beside` (a .py file):
+    the cell must hold the class and its imports, nothing that should not run again."""
+    module = sys.modules.get(cls.__module__)
+    if "<locals>" in cls.__qualname__:
+        raise ModelRefused(f"{cls.__qualname__} is defined inside a function: define it at the top level of a file, "
+                           "a module or a notebook cell")
+    if getattr(module, FILE_ATTRIBUTE, None):
+        return f"{getattr(module, FILE_ATTRIBUTE)}:{cls.__qualname__}"
+    if cls.__module__ != "__main__":
+        return f"{cls.__module__}:{cls.__qualname__}"
+    if getattr(module, "__file__", None):  # a script run as __main__: imported again under a name of its own
+        return f"{Path(module.__file__).resolve()}:{cls.__qualname__}"
+    code = next((f.__code__ for f in vars(cls).values() if hasattr(f, "__code__")), None)
+    lines = linecache.getlines(code.co_filename) if code is not None else []
+    if not lines:
+        raise ModelRefused(f"the source of {cls.__name__} is not found (it defines no method of its own, or was not "
+                           "defined in a notebook cell): put it in a file and pass path/to/model.py:ClassName")
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(beside, (f"# The notebook cell that defines {cls.__name__}, saved by era_s7.check: each "
+                                        "seed's process imports it from here.\n" + "".join(lines)).encode())
+    return f"{beside.resolve()}:{cls.__qualname__}"
+
+
+def build(cls: type, seed: int, device: torch.device | str = "cpu") -> nn.Module:
+    """A fresh model, its initial weights fixed by the seed (as model.make_model draws them)."""
+    torch.manual_seed(seed)
+    return cls().to(device)
+
+
+def probe(cls: type) -> nn.Module:
+    """The built model, after the checks that must pass before anything trains: it builds with no arguments,
+    has trainable parameters, runs on a (1, 1, 28, 28) input (eval mode) and gives (1, 10), gives (2, 10) for a
+    batch of 2 in training mode, and a backward pass through that works. ModelRefused names which and why."""
+    name = cls.__name__
+    try:
+        model = cls()
+    except Exception as err:
+        raise ModelRefused(f"{name} fails to build: {name}() raised {type(err).__name__}: {err} (the check builds "
+                           "the class with no arguments: give every argument of __init__ a default)") from err
+    if count_parameters(model) == 0:
+        raise ModelRefused(f"{name} has no trainable parameters: there is nothing to train")
+    shape_hint = ("one score per digit: e.g. end with a 1x1 conv to 10 channels after global pooling, then "
+                  "flatten, or x.view(-1, 10)")
+    for mode, n in (("eval", 1), ("train", 2)):
+        model.train(mode == "train")
+        try:
+            with torch.set_grad_enabled(mode == "train"):
+                out = model(torch.zeros(n, 1, 28, 28))
+                if mode == "train" and isinstance(out, torch.Tensor):
+                    out.float().sum().backward()
+        except Exception as err:
+            where = ("fails on a (1, 1, 28, 28) input" if mode == "eval" else
+                     "fails in training mode on a batch of 2 (forward and backward)")
+            raise ModelRefused(f"{name} {where}: {type(err).__name__}: {err}") from err
+        if not isinstance(out, torch.Tensor):
+            raise ModelRefused(f"{name} gives a {type(out).__name__}, not a tensor of shape (n, 10): {shape_hint}")
+        if tuple(out.shape) != (n, 10):
+            raise ModelRefused(f"{name} gives outputs of shape {tuple(out.shape)} for a ({n}, 1, 28, 28) input, not "
+                               f"(n, 10) = ({n}, 10): {shape_hint}")
+    model.zero_grad(set_to_none=True)
+    return model.train()
+
+
+@contextlib.contextmanager
+def without_receptive_field():
+    """results.make_record computes the receptive field and would fail the whole run of a model the tool refuses;
+    here such a run is recorded with receptive_field None (the refusal is in the check's record)."""
+    with mock.patch.object(results, "receptive_field", lambda model: ([], None)):
+        yield
+
+
+def train_seed(cls: type, seed: int, hp: dict, data: dict, device, rf_known: bool, log=print) -> dict:
+    """One seed's run record (utils.train, not saved: the check's record holds it)."""
+    from .utils import train
+
+    with contextlib.nullcontext() if rf_known else without_receptive_field():
+        return train(f"seed-{seed}", build(cls, seed, device), data, hp, seed, log=log, save=False)
+
+
+def _train_pooled(job) -> dict:
+    """A pinned_pool worker: the class loaded again from its spec, one seed trained quietly on the pool's data."""
+    spec, seed, hp, device, rf_known = job
+    return train_seed(load_class(spec), seed, hp, POOL_DATA, device, rf_known, log=lambda line: None)
+
+
+# ------------------------------------------------------------------ recipe, seeds
+def load_recipe(recipe: str | dict) -> tuple[str, dict]:
+    """(label, overrides of training.HYPERPARAMETERS): a model's recipe by name ('Model_3': step 3's), a JSON
+    file of overrides, or a dict. Unknown or bad values are refused by check_hyperparameters."""
+    from .model import RECIPES
+
+    if isinstance(recipe, dict):
+        return "given", dict(recipe)
+    if recipe in RECIPES:
+        return recipe, dict(RECIPES[recipe])
+    path = Path(recipe)
+    if not path.is_file():
+        raise ValueError(f"recipe={recipe!r} is neither a model's recipe ({', '.join(RECIPES)}) nor a JSON file")
+    try:
+        overrides = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"recipe {path}: not JSON ({err})") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"recipe {path}: a JSON object of hyperparameters is needed, e.g. {{\"lr\": 0.05}}")
+    return str(path), overrides
+
+
+def seed_list(seeds: list[int]) -> str:
+    """'1-5' for a run of consecutive seeds, else '1, 3, 7'."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+# ------------------------------------------------------------------ the verdict
+def images_short(accuracy: float, test_images: int, target: float = TARGET) -> int:
+    """How many more test images an epoch at `accuracy` needed to reach the target."""
+    return max(0, math.ceil(round(target * test_images / 100, 6)) - round(accuracy * test_images / 100))
+
+
+def rules(record: dict) -> list[tuple[str, bool, str]]:
+    """Each rule of the assignment, judged from the check's record: (rule, passed, why in words: by how much)."""
+    runs, params, epochs = record["runs"], record["params"], record["hyperparameters"]["epochs"]
+    if params < PARAMS_LIMIT:
+        rule_params = (True, f"{params:,} trainable parameters, fewer than {PARAMS_LIMIT:,} "
+                             f"({PARAMS_LIMIT - 1 - params:,} to spare)")
+    else:
+        rule_params = (False, f"{params:,} trainable parameters: {params - PARAMS_LIMIT + 1:,} too many (the rule is "
+                              f"fewer than {PARAMS_LIMIT:,})")
+    if epochs <= MAX_EPOCHS:
+        rule_epochs = (True, f"{epochs} epochs, at most {MAX_EPOCHS}")
+    else:
+        rule_epochs = (False, f"{epochs} epochs: {epochs - MAX_EPOCHS} more than the {MAX_EPOCHS} allowed")
+    rules = [("fewer than 8,000 parameters", *rule_params), (f"at most {MAX_EPOCHS} epochs", *rule_epochs)]
+    hold = f"≥ {TARGET} % on every one of the last {LAST} epochs, on every seed"
+    if runs:
+        held, n = held_count(record)
+        lowest = min(runs, key=lambda r: run_summary(r)["last5_min"])
+        low = run_summary(lowest)["last5_min"]
+        missed = [r for r in runs if run_summary(r)["last5_min"] < TARGET]
+        if epochs < LAST:
+            rules.append((hold, False, f"only {epochs} epoch{'s' * (epochs > 1)} trained: the rule needs the last {LAST}"))
+        elif not missed:
+            rules.append((hold, True, f"held on {held} of {n} seeds; the lowest of the last {LAST} epochs is "
+                                      f"{low:.2f} % (seed {lowest['seed']}), {low - TARGET:.2f} point above {TARGET} %"))
+        else:
+            misses = "; ".join(
+                f"seed {r['seed']}: lowest {run_summary(r)['last5_min']:.2f} %, {TARGET - run_summary(r)['last5_min']:.2f} "
+                f"point short ({images_short(run_summary(r)['last5_min'], record['test_images'])} of the "
+                f"{record['test_images']:,} test images), below {TARGET} on "
+                f"{sum(a < TARGET for a in last_accuracies(r))} of its last {LAST}" for r in missed)
+            kept = [r["seed"] for r in runs if r not in missed]
+            rules.append((hold, False, f"held on {held} of {n} seeds{f' ({seed_list(kept)})' if kept else ''}; "
+                                       f"missed on {misses}"))
+    else:
+        rules.append((hold, False, "no seed trained yet"))
+    return rules
+
+
+def passes(record: dict) -> bool:
+    """Every rule passed, on every seed asked."""
+    return all(ok for _, ok, _ in rules(record)) and sorted(r["seed"] for r in record["runs"]) == sorted(record["seeds"])
+
+
+def verdict(record: dict) -> list[str]:
+    """The verdict per rule of the assignment, in words (what passed, what failed, by how much), and the seeds it
+    rests on, from the check's record; its first line is the overall verdict."""
+    judged = rules(record)
+    asked, done = record["seeds"], [r["seed"] for r in record["runs"]]
+    failed = [name for name, ok, _ in judged if not ok]
+    on = f"seeds {seed_list(done)}" if len(done) > 1 else f"seed {done[0]}" if done else "no seed"
+    partial = (f"; {len(done)} of the {len(asked)} seeds asked are done (rerun the same command to resume)"
+               if sorted(done) != sorted(asked) else "")
+    head = (f"Verdict: {record['model']} passes every rule of the assignment, on {on}{partial}" if not failed else
+            f"Verdict: {record['model']} fails {len(failed)} of {len(judged)} rules ({'; '.join(failed)}), on {on}{partial}")
+    return [head] + [f"- {name}: {'passed' if ok else 'FAILED'}: {why}" for name, ok, why in judged]
+
+
+def seeds_report(record: dict) -> list[str]:
+    """Each seed's last-5 test accuracies, min and mean, held or not; the hold rate; the mean of the last-5 means
+    ± its standard error."""
+    runs = record["runs"]
+    lines = [f"{'seed':>4}  last {LAST} test accuracies (%)          min     mean   held ≥ {TARGET}"]
+    for run in runs:
+        s = run_summary(run)
+        lines.append(f"{s['seed']:>4}  {' '.join(f'{a:6.2f}' for a in s['last5']):<36}{s['last5_min']:6.2f}  "
+                     f"{s['last5_mean']:7.3f}   {'yes' if s['last5_min'] >= TARGET else 'NO'}")
+    if runs:
+        held, n = held_count(record)
+        mean, se, sd = last5_spread(runs)
+        spread = f"± {se:.3f} (standard error; std over seeds {sd:.3f})" if n > 1 else "(one seed: no spread)"
+        lines += [f"hold rate: {held} of {n} seeds ({100 * held / n:.0f} %)",
+                  f"mean of the last-{LAST} means: {mean:.3f} % {spread}"]
+    return lines
+
+
+# ------------------------------------------------------------------ the check
+def shown(path: Path) -> str:
+    """A path as printed: under `make notebooks`' staging folder, as results/...; in the repository, relative."""
+    path = Path(path).resolve()
+    staging = os.environ.get(RESULTS_ENV)
+    if staging and path.is_relative_to(Path(staging).resolve()):
+        return str(Path("results") / path.relative_to(Path(staging).resolve()))
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def default_name(spec: str) -> str:
+    """The record's name for a spec: 'my_model.py:Net' -> 'my_model-Net', 'pkg.models:Net' -> 'pkg.models-Net'."""
+    where, _, cls = spec.rpartition(":")
+    return f"{Path(where).stem if where.endswith('.py') else where}-{cls}"
+
+
+def check_model(model: type | str, seeds: list[int] | None = None, recipe: str | dict = DEFAULT_RECIPE,
+                epochs: int | None = None, device: str = "auto", precision: str = "auto", smoke: bool = False,
+                record_path: Path | str | None = None, data: dict | None = None, jobs: int = 0,
+                in_process: bool = False) -> dict:
+    """Check a model class (or a spec, 'path/to/model.py:Net' or 'package.module:Net') against the assignment,
+    printing as it goes, and return the check's record, saved at `record_path` (default
+    results/checks/<name>.json) after every seed. Seeds of that record made by the same code, recipe and
+    condition are kept, not retrained; other runs there are replaced.
+
+    `epochs`: default the recipe's, else 15. `smoke`: a tiny run (utils.SMOKE). `data`: MNIST as tensors
+    (default: loaded on the device). On the CPU the seeds train `jobs` at a time (0: one per usable core), each
+    in its own process pinned to a core with one thread (training.pinned_pool); on a GPU, or with `in_process`,
+    here, one after another. ModelRefused before anything trains when the model cannot be checked."""
+    from . import utils
+
+    seeds = sorted(set(seeds or parse_seeds(DEFAULT_SEEDS)))
+    label, overrides = load_recipe(recipe)
+    spec = model if isinstance(model, str) else None
+    if spec is None:
+        if record_path is None:
+            raise ValueError("a class given as an object needs record_path (its notebook cell is saved beside it)")
+        spec = class_spec(model, Path(record_path).with_suffix(".py"))
+    record_path = Path(record_path or CHECKS_DIR / f"{default_name(spec)}.json")
+    cls = load_class(spec)  # in every case: here and in each seed's process, the class of the same file
+    probe_model = probe(cls)
+    dev = select_device(device)
+    hp = utils.run_hyperparameters(overrides, epochs or overrides.get("epochs", MAX_EPOCHS), smoke, precision, dev)
+    params = count_parameters(probe_model)
+
+    cell = not isinstance(model, str) and Path(spec.rpartition(":")[0]) == record_path.with_suffix(".py").resolve()
+    print(f"model: {cls.__name__} (a notebook cell, saved beside the record as {record_path.with_suffix('.py').name})"
+          if cell else f"model: {spec}")
+    print(f"parameters: {params:,} trainable " + (f"(fewer than {PARAMS_LIMIT:,}: within the assignment's limit)"
+          if params < PARAMS_LIMIT else f"(NOT fewer than {PARAMS_LIMIT:,}: over the assignment's limit; the check "
+                                        "still trains it, and its verdict fails this rule)"))
+    try:
+        rows, rf = receptive_field(probe_model)
+        refusal = None
+        print(f"receptive field at the output: {rf} px (layer by layer, in input pixels)\n{format_receptive_field(rows)}")
+    except ReceptiveFieldError as err:
+        rows, rf, refusal = [], None, str(err)
+        print(f"receptive field: not computed, the tool refused: {refusal}")
+    print(f"recipe: {label}, {hp['epochs']} epochs{' (smoke: a tiny run)' if smoke else ''}: {hp}")
+    print(f"seeds: {seed_list(seeds)}")
+
+    pooled = dev.type == "cpu" and not in_process
+    threads = 1 if pooled else torch.get_num_threads()
+    here = (device_name(dev), arithmetic(dev), threads, "bf16" if hp["bf16"] else "fp32",
+            "channels_last" if hp["channels_last"] else "contiguous")
+    sha = model_source_sha256(cls)
+    on_disk = load_record(record_path)["runs"] if record_path.is_file() else []
+    kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and r["model_source_sha256"] == sha
+            and r["hyperparameters"] == hp and run_condition(r) == here}
+    dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]
+    if dropped:
+        print(f"{shown(record_path)} held runs of seeds {seed_list(dropped)} made by other code, recipe or condition, "
+              "or of seeds not asked now: they are replaced")
+    record = dict(name=record_path.stem, kind="check", model=cls.__name__, model_spec=spec_as_recorded(spec, record_path),
+                  model_source_sha256=sha, params=params, params_limit=PARAMS_LIMIT, receptive_field=rf,
+                  receptive_field_rows=rows, receptive_field_refusal=refusal, recipe=label, hyperparameters=hp,
+                  seeds=seeds, test_images=None, runs=[], verdict=[], passes=False)
+    if data is None:
+        data = utils.load_mnist(device=dev)
+    record["test_images"] = len(data["x_test"][:hp["test_subset"]])
+    todo = [s for s in seeds if s not in kept]
+    if kept:
+        print(f"on disk in {shown(record_path)}: seeds {seed_list(list(kept))}, by the same code, recipe and "
+              "condition: kept, not retrained")
+
+    def save(runs: dict) -> None:
+        record["runs"] = [runs[s] for s in sorted(runs)]
+        record["verdict"] = verdict(record)
+        record["passes"] = passes(record)
+        save_json(record, record_path)
+
+    done = dict(kept)
+    save(done)
+    workers = min(jobs or len(usable_cores()), len(todo))
+    pool = pinned_pool(workers, "cpu", data) if pooled and todo else None
+    if pool is not None:
+        print(f"{len(todo)} seeds to train, {workers} at a time (one process per core, one thread each)")
+    try:
+        arrived = (pool.imap_unordered(_train_pooled, [(spec, s, hp, "cpu", rf is not None) for s in todo])
+                   if pool is not None else None)
+        for seed in seeds:
+            if seed in kept:
+                print(f"--- seed {seed}: on disk, not retrained. Its epochs:")
+            else:
+                print(f"--- seed {seed}")
+                if pool is None:  # trained here: its epochs are printed as they end
+                    done[seed] = train_seed(cls, seed, hp, data, dev, rf is not None)
+                    save(done)
+                    continue
+                while seed not in done:  # any seed that ends is saved at once; they are printed in order
+                    run = next(arrived)
+                    done[run["seed"]] = run
+                    save(done)
+            for row in done[seed]["history"]:
+                print(format_epoch(row, done[seed]["epochs"]))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    print()
+    print("\n".join(seeds_report(record)))
+    print()
+    print("\n".join(record["verdict"]))
+    print(f"saved: {shown(record_path)}")
+    return record
+
+
+def spec_as_recorded(spec: str, record_path: Path) -> str:
+    """The spec in the record: a file beside the record by its name alone (it moves with the record), a file in
+    the repository relative to it, else as given."""
+    where, _, name = spec.rpartition(":")
+    path = Path(where).resolve()
+    if not path.is_file():
+        return spec
+    if path.parent == record_path.resolve().parent:
+        return f"{path.name}:{name}"
+    return f"{path.relative_to(REPO_ROOT)}:{name}" if path.is_relative_to(REPO_ROOT) else spec
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="exit status: 0 every rule passed, 1 a rule failed, 2 refused or bad arguments")
+    parser.add_argument("model", help="path/to/model.py:ClassName or package.module:ClassName")
+    parser.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"e.g. 1-5, 1,3,5 (default {DEFAULT_SEEDS})")
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE,
+                        help="a model's recipe by name (default Model_3: step 3's) or a JSON file of hyperparameters")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's, else 15")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
+    parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
+                        help="auto: bf16 on a CPU with bf16 units, else fp32")
+    parser.add_argument("--jobs", type=int, default=0, help="seeds at once on the CPU, one core each; 0: one per core")
+    parser.add_argument("--name", help="the record's name (default: <file or module>-<ClassName>)")
+    parser.add_argument("--dir", type=Path, default=CHECKS_DIR, help="where the record goes (default results/checks)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (512 images, 1 epoch): does the command work?")
+    args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+        record = check_model(args.model, seeds, args.recipe, args.epochs, args.device, args.precision, args.smoke,
+                             args.dir / f"{args.name or default_name(args.model)}.json", jobs=args.jobs)
+    except ModelRefused as err:
+        print(f"refused, nothing trained: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0 if record["passes"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
