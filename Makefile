@@ -9,7 +9,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test data bench check report clean sweep predict web web-vendor
+.PHONY: all notebooks test data bench check check-model report clean sweep predict web web-vendor
 
 all: test
 
@@ -60,6 +60,13 @@ MODEL ?= Model_3
 predict: $(STAMP)
 	@test -n "$(IMAGES)" || { echo 'usage: make predict IMAGES="a.png b.jpg" [MODEL=Model_3]'; exit 2; }
 	$(PY) -m era_s7.predict $(IMAGES) --model $(MODEL)
+
+# Does your model pass the assignment? make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3]
+# (or MODEL=package.module:ClassName; RECIPE a model's recipe by name or a JSON file). The record: results/checks/.
+RECIPE ?= Model_3
+check-model: $(STAMP) data
+	@case "$(MODEL)" in *:*) ;; *) echo 'usage: make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3 or my_recipe.json]'; exit 2;; esac
+	$(PY) -m era_s7.check $(MODEL) --recipe $(RECIPE) --jobs $(JOBS) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS))
 
 # The web demo: export the committed weights to web/models/ (those that changed), then serve the repository;
 # the page is at http://localhost:$(PORT)/web/ (Ctrl-C stops the server).
