@@ -111,6 +111,8 @@ def render_result(record: dict) -> str:
             s = run_summary(r)
             lines.append(f"| {r['name']} | {r['model']} | {s['seed']} | {s['final']:.2f} | {s['best']:.2f} | "
                          f"{s['last5_min']:.2f} | {s['last5_mean']:.2f} |")
+    if record.get("verdict"):  # a check of a model against the assignment (era_s7.check): its verdict per rule
+        lines += ["", f"**{record['verdict'][0]}**", "", *record["verdict"][1:]]
     return "\n".join(lines)
 
 
