@@ -61,6 +61,7 @@ def condition(run: dict) -> str:
     "cpu (AMD EPYC; AVX512 +avx512_bf16), 1 thread, bf16 + channels_last". Parts a record lacks (records made
     before they were recorded) are left out."""
     named = "; ".join(run[k] for k in ("device_name", "arithmetic") if run.get(k))
+    named += ", inferred" * bool(run.get("arithmetic_inferred"))  # results.relabel_arithmetic
     where = run["device"] + (f" ({named})" if named else "")
     threads = f", {run['threads']} thread{'s' * (run['threads'] != 1)}" if run.get("threads") else ""
     precision = run.get("precision", "")
