@@ -229,6 +229,11 @@ def seed_list(seeds: list[int]) -> str:
     return ", ".join(map(str, seeds))
 
 
+def seeds_phrase(seeds: list[int]) -> str:
+    """'seed 3', 'seeds 1, 3' or 'seeds 1–5'; 'no seed' for none."""
+    return f"seed{'s' * (len(seeds) > 1)} {seed_list(seeds)}" if seeds else "no seed"
+
+
 # ------------------------------------------------------------------ the verdict
 def images_short(accuracy: float, test_images: int, target: float = TARGET) -> int:
     """How many more test images an epoch at `accuracy` needed to reach the target."""
@@ -239,13 +244,13 @@ def rules(record: dict) -> list[tuple[str, bool, str]]:
     """Each rule of the assignment, judged from the check's record: (rule, passed, why in words: by how much)."""
     runs, params, epochs = record["runs"], record["params"], record["hyperparameters"]["epochs"]
     if params < PARAMS_LIMIT:
-        rule_params = (True, f"{params:,} trainable parameters, fewer than {PARAMS_LIMIT:,} "
-                             f"({PARAMS_LIMIT - 1 - params:,} to spare)")
+        rule_params = (True, f"{params:,} trainable parameters, {PARAMS_LIMIT - params:,} below the limit of "
+                             f"{PARAMS_LIMIT:,}")
     else:
         rule_params = (False, f"{params:,} trainable parameters: {params - PARAMS_LIMIT + 1:,} too many (the rule is "
                               f"fewer than {PARAMS_LIMIT:,})")
     if epochs <= MAX_EPOCHS:
-        rule_epochs = (True, f"{epochs} epochs, at most {MAX_EPOCHS}")
+        rule_epochs = (True, f"{epochs} epoch{'s' * (epochs != 1)}, at most {MAX_EPOCHS}")
     else:
         rule_epochs = (False, f"{epochs} epochs: {epochs - MAX_EPOCHS} more than the {MAX_EPOCHS} allowed")
     rules = [("fewer than 8,000 parameters", *rule_params), (f"at most {MAX_EPOCHS} epochs", *rule_epochs)]
@@ -285,7 +290,7 @@ def verdict(record: dict) -> list[str]:
     judged = rules(record)
     asked, done = record["seeds"], [r["seed"] for r in record["runs"]]
     failed = [name for name, ok, _ in judged if not ok]
-    on = f"seeds {seed_list(done)}" if len(done) > 1 else f"seed {done[0]}" if done else "no seed"
+    on = seeds_phrase(done)
     partial = (f"; {len(done)} of the {len(asked)} seeds asked are done (rerun the same command to resume)"
                if sorted(done) != sorted(asked) else "")
     head = (f"Verdict: {record['model']} passes every rule of the assignment, on {on}{partial}" if not failed else
@@ -369,7 +374,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     except ReceptiveFieldError as err:
         rows, rf, refusal = [], None, str(err)
         print(f"receptive field: not computed, the tool refused: {refusal}")
-    print(f"recipe: {label}, {hp['epochs']} epochs{' (smoke: a tiny run)' if smoke else ''}: {hp}")
+    print(f"recipe: {label}, {hp['epochs']} epoch{'s' * (hp['epochs'] != 1)}{' (smoke: a tiny run)' if smoke else ''}: {hp}")
     print(f"seeds: {seed_list(seeds)}")
 
     pooled = dev.type == "cpu" and not in_process
@@ -382,7 +387,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
             and r["hyperparameters"] == hp and run_condition(r) == here}
     dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]
     if dropped:
-        print(f"{shown(record_path)} held runs of seeds {seed_list(dropped)} made by other code, recipe or condition, "
+        print(f"{shown(record_path)} held runs of {seeds_phrase(dropped)} made by other code, recipe or condition, "
               "or of seeds not asked now: they are replaced")
     record = dict(name=record_path.stem, kind="check", model=cls.__name__, model_spec=spec_as_recorded(spec, record_path),
                   model_source_sha256=sha, params=params, params_limit=PARAMS_LIMIT, receptive_field=rf,
@@ -393,7 +398,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     record["test_images"] = len(data["x_test"][:hp["test_subset"]])
     todo = [s for s in seeds if s not in kept]
     if kept:
-        print(f"on disk in {shown(record_path)}: seeds {seed_list(list(kept))}, by the same code, recipe and "
+        print(f"on disk in {shown(record_path)}: {seeds_phrase(list(kept))}, by the same code, recipe and "
               "condition: kept, not retrained")
 
     def save(runs: dict) -> None:
