@@ -145,14 +145,16 @@ def load_record(path: Path | str) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def load_weights(model: torch.nn.Module, path: Path | str) -> torch.nn.Module:
-    """Load a state_dict saved by save_run (weights_only: a .pt file cannot run code)."""
+def load_weights(model: torch.nn.Module, path: Path | str,
+                 fix: str = "Re-create it by running the notebook that trains this model.") -> torch.nn.Module:
+    """Load a state_dict saved by save_run (weights_only: a .pt file cannot run code). Raises ValueError naming
+    the file, the model and the cause, followed by `fix` (what to do about it)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as err:
         raise ValueError(f"cannot load weights {path} into {type(model).__name__}: {type(err).__name__}: {err}. "
-                         "Re-create it by running the notebook that trains this model.") from err
+                         f"{fix}") from err
     return model
 
 

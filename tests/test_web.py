@@ -32,22 +32,7 @@ TOLERANCE = 1e-4  # max |logit difference| between the exported models and PyTor
 BYTES_FROM_BASE64 = "Uint8Array.from(atob(b64), c => c.charCodeAt(0))"
 FLOAT32_FROM_BASE64 = f"new Float32Array({BYTES_FROM_BASE64}.buffer)"
 
-# Pen paths of the ten digits, as a person might draw them: strokes of (x, y) points in the unit square.
-PEN_PATHS = {
-    0: [[(0.5 + 0.22 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 25)]],
-    1: [[(0.45, 0.25), (0.55, 0.15), (0.55, 0.85)]],
-    2: [[(0.28, 0.32), (0.35, 0.2), (0.5, 0.15), (0.65, 0.2), (0.72, 0.32), (0.68, 0.45), (0.3, 0.82), (0.75, 0.82)]],
-    3: [[(0.3, 0.2), (0.5, 0.14), (0.68, 0.22), (0.66, 0.36), (0.48, 0.47), (0.68, 0.56), (0.7, 0.72), (0.5, 0.85),
-         (0.3, 0.8)]],
-    4: [[(0.45, 0.15), (0.28, 0.58), (0.75, 0.58)], [(0.62, 0.3), (0.62, 0.88)]],
-    5: [[(0.7, 0.15), (0.35, 0.15), (0.32, 0.45), (0.55, 0.42), (0.7, 0.55), (0.68, 0.75), (0.5, 0.85), (0.3, 0.8)]],
-    6: [[(0.65, 0.15), (0.45, 0.3), (0.33, 0.55), (0.35, 0.75), (0.5, 0.85), (0.65, 0.75), (0.65, 0.6), (0.5, 0.52),
-         (0.35, 0.6)]],
-    7: [[(0.28, 0.18), (0.72, 0.18), (0.45, 0.85)]],
-    8: [[(0.5 + 0.16 * np.sin(2 * t), 0.5 - 0.35 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 33)]],
-    9: [[(0.5 + 0.17 * np.cos(t), 0.32 - 0.15 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 21)],
-        [(0.67, 0.32), (0.64, 0.85)]],
-}
+PEN_PATHS = digits.PEN_PATHS  # the ten digits as a person might draw them
 
 
 def pytorch_logits(name: str, x: torch.Tensor) -> np.ndarray:
@@ -161,12 +146,15 @@ def test_browser_logits_match_pytorch_on_200_test_images(demo, mnist):
 
 
 def test_page_preprocessing_is_the_python_preprocessing(demo):
-    """The same images through web/app.js and era_s7/digits.py: the same 28x28 within 1/255 per pixel."""
+    """The same images through web/app.js and era_s7/digits.py: the same 28x28 within 1/255 per pixel; among
+    them thin pen strokes, which step 6 brightens and dilates."""
     rendered = [image for image, _ in digits.rendered_digits(6, seed=5)]
     dark = Image.fromarray(255 - np.asarray(rendered[0]))
     blue_on_transparent = np.zeros((150, 120, 4), np.uint8)
     blue_on_transparent[40:110, 50:62] = (20, 40, 160, 255)
-    images = rendered + [dark, Image.fromarray(blue_on_transparent, "RGBA"), Image.new("RGB", (40, 30), "white")]
+    thin = [digits.pen_digit(d, width, 300, (420, 360), (60, 30)) for d, width in ((3, 1), (4, 3), (8, 6))]
+    assert all(digits.stroke_width(digits.mnist_style(digits.load_grey(t))) >= digits.STROKE_MIN for t in thin)
+    images = rendered + thin + [dark, Image.fromarray(blue_on_transparent, "RGBA"), Image.new("RGB", (40, 30), "white")]
     differences = []
     for image in images:
         rgba = np.asarray(image.convert("RGBA"))

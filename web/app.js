@@ -2,12 +2,15 @@
 // by the three steps' models (ONNX files exported by `make web`, run by onnxruntime-web).
 "use strict";
 
-// ---- The MNIST-style preprocessing. Its definition is the docstring of era_s7/digits.py; each function here
-// ---- mirrors the Python function of the same name, step by step (tests/test_web.py checks they agree).
+// ---- The MNIST-style preprocessing: stage B (the MNIST framing) of era_s7/digits.py's docstring, which defines
+// ---- it; each function here mirrors the Python function of the same name, step by step (tests/test_web.py
+// ---- checks they agree). Stage A there (photo clean-up: size, bit depth, alpha, uneven light) is Python only:
+// ---- this pad is an opaque 8-bit canvas on evenly white paper, for which stage A is step 1 unchanged.
 const FRAME = 28, FIT = 20;          // MNIST: 28x28 images, the ink fitted into 20x20
 const NO_INK_CONTRAST = 0.2;         // step 3: less contrast than this is no ink
 const INK_LEVEL = 0.3;               // step 4: a pixel is ink when its stretched value is above this
 const LUMA = [19595, 38470, 7471];   // step 1: Pillow's convert("L") weights, in 1/65536
+const STROKE_MIN = 1.6;              // step 6: a patch with thinner strokes than this is dilated once
 const MNIST_MEAN = 0.1307, MNIST_STD = 0.3081;
 
 // Step 1: RGBA bytes (h * w * 4) -> grey in [0, 1], 0 black, 1 white; transparent pixels count as white.
@@ -94,7 +97,44 @@ function resizeBox(src, h, w, nh, nw) {
   return out;
 }
 
-// Step 6: (row, column) centre of mass in pixel indices, summed one pixel at a time in row-major order.
+// Step 6: the mean stroke width in px, 2 x (pixels above INK_LEVEL) / (their edges, the patch's edge included).
+function strokeWidth(patch, nh, nw) {
+  const ink = (i, j) => i >= 0 && i < nh && j >= 0 && j < nw && patch[i * nw + j] > INK_LEVEL;
+  let area = 0, edges = 0;
+  for (let i = -1; i < nh; i++) {
+    for (let j = -1; j < nw; j++) {
+      const here = ink(i, j);
+      if (i >= 0 && j >= 0 && here) area++;
+      if (j >= 0 && here !== ink(i + 1, j)) edges++;
+      if (i >= 0 && here !== ink(i, j + 1)) edges++;
+    }
+  }
+  return 2 * area / Math.max(edges, 1);
+}
+
+// Step 6: the patch at full brightness; dilated once (Pillow's MaxFilter(3): the max of each pixel's 3x3
+// neighbourhood within the patch) when its strokes are thinner than STROKE_MIN.
+function asStrokes(patch, nh, nw) {
+  const top = patch.reduce((a, b) => Math.max(a, b));
+  const bright = patch.map(v => v / top);
+  if (strokeWidth(bright, nh, nw) >= STROKE_MIN) return bright;
+  const out = new Float32Array(nh * nw);
+  for (let i = 0; i < nh; i++) {
+    for (let j = 0; j < nw; j++) {
+      let m = -Infinity;
+      for (let di = -1; di <= 1; di++) {
+        for (let dj = -1; dj <= 1; dj++) {
+          const y = i + di, x = j + dj;
+          if (y >= 0 && y < nh && x >= 0 && x < nw) m = Math.max(m, bright[y * nw + x]);
+        }
+      }
+      out[i * nw + j] = m;
+    }
+  }
+  return out;
+}
+
+// Step 7: (row, column) centre of mass in pixel indices, summed one pixel at a time in row-major order.
 function centreOfMass(patch, nh, nw) {
   let total = 0, rows = 0, cols = 0;
   for (let i = 0; i < nh; i++) {
@@ -106,7 +146,7 @@ function centreOfMass(patch, nh, nw) {
   return [rows / total, cols / total];
 }
 
-// Steps 2-6: grey (h * w) -> the 28x28 image in [0, 1] (Float32Array, ink 1), or null when there is no ink.
+// Steps 2-7: grey (h * w) -> the 28x28 image in [0, 1] (Float32Array, ink 1), or null when there is no ink.
 function mnistStyle(grey, h, w) {
   const ink = inkOnly(grey, h, w);
   if (ink === null) return null;
@@ -123,7 +163,7 @@ function mnistStyle(grey, h, w) {
     for (let j = 0; j < cw; j++) crop[i * cw + j] = ink[(y0 + i) * w + x0 + j];
   }
   const [nh, nw] = fittedSize(ch, cw);
-  const patch = resizeBox(crop, ch, cw, nh, nw);
+  const patch = asStrokes(resizeBox(crop, ch, cw, nh, nw), nh, nw);
   const [cy, cx] = centreOfMass(patch, nh, nw);
   const top = Math.min(Math.max(Math.floor(FRAME / 2 - cy), 0), FRAME - nh);
   const left = Math.min(Math.max(Math.floor(FRAME / 2 - cx), 0), FRAME - nw);
@@ -134,7 +174,7 @@ function mnistStyle(grey, h, w) {
   return frame;
 }
 
-// Step 7: normalised like MNIST, as the model's input (1, 1, 28, 28).
+// Step 8: normalised like MNIST, as the model's input (1, 1, 28, 28).
 function normalised(image) {
   return image.map(v => (v - MNIST_MEAN) / MNIST_STD);
 }
