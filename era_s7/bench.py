@@ -1,8 +1,10 @@
 """`make bench`: training throughput of the seed pipeline vs this project's engine vs the hardware's peak.
 
-Same machine; the seed pipeline trains Model_3, the engine each named sweep candidate in fp32 and in bf16
-(autocast + channels_last); each timed over a fraction of an epoch and extrapolated; writes
-results/bench-<device>.json. A benchmark, not a test: it reports, it asserts nothing.
+Same machine; the seed pipeline trains today's Model_3 (era_s7.model), the engine Model_3 and any other named
+model (a class of era_s7.model, or a sweep candidate) in fp32 and in bf16 (autocast + channels_last), each with
+the step-3 recipe, timed over a fraction of an epoch and extrapolated; writes results/bench-<device>.json, each
+row naming the model it timed, its parameters and forward MACs. A benchmark, not a test: it reports, it asserts
+nothing.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
-from .model import RECIPES, make_model
+from .model import MODELS, RECIPES, make_model
 from .results import RESULTS_DIR, device_name, git_commit, save_json
 from .training import (MEMORY_FORMATS, PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer,
                        select_device, set_threads, train_epoch)
@@ -57,9 +59,30 @@ def peak_gflops(device: torch.device, dtype=torch.float32, n: int = 2048, second
     return 2 * n**3 * runs / (time.perf_counter() - start) / 1e9
 
 
+def build(name: str, device: torch.device) -> nn.Module:
+    """A class of era_s7.model by name (initial weights of seed 0), else the sweep candidate of that name."""
+    if name in MODELS:
+        return make_model(name, device=device)
+    from .candidates import CANDIDATES  # the search's plans, by name
+
+    if name not in CANDIDATES:
+        raise SystemExit(f"error: {name!r} is neither a model ({', '.join(MODELS)}) nor a sweep candidate")
+    torch.manual_seed(0)
+    return CANDIDATES[name].build().to(device)
+
+
+def describe(name: str, model: nn.Module) -> dict:
+    """What a row timed: the model's name, class, parameters and forward MACs."""
+    return dict(model=name, model_class=type(model).__name__, params=sum(p.numel() for p in model.parameters()),
+                forward_macs=forward_macs(model))
+
+
 def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
     """The original assignment's way: PIL transforms per sample, DataLoader (batch 32, 4 workers), SGD."""
-    from torchvision import datasets, transforms
+    try:
+        from torchvision import datasets, transforms
+    except ImportError:
+        raise SystemExit("error: the seed pipeline needs torchvision: pip install 'era-s7[torchvision]'") from None
 
     tf = transforms.Compose([transforms.RandomRotation((-7.0, 7.0), fill=0), transforms.RandomPerspective(0.3, p=0.5),
                              transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
@@ -84,16 +107,13 @@ def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def engine_timings(device: torch.device, images: int, candidate: str = "m3", precision: str = "fp32"
+def engine_timings(device: torch.device, images: int, name: str = "Model_3", precision: str = "fp32"
                    ) -> tuple[float, float]:
-    """(training images/s of a sweep candidate with the step-3 recipe at `precision`, seconds of one full
+    """(training images/s of a model (`build`) with the step-3 recipe at `precision`, seconds of one full
     test-set evaluation)."""
-    from .candidates import CANDIDATES  # the search's plans, by name
-
     data = load_mnist(device=device)
     hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[precision]})
-    torch.manual_seed(0)
-    model = CANDIDATES[candidate].build().to(device, memory_format=MEMORY_FORMATS[hp["channels_last"]])
+    model = build(name, device).to(memory_format=MEMORY_FORMATS[hp["channels_last"]])
     x, y = data["x_train"][:images], data["y_train"][:images]
     opt, sched = make_optimizer(model, hp, steps_per_epoch=len(x) // hp["batch_size"] + 1)
     ema = make_ema(model, hp["ema"])  # the recipe's weight average costs a step too
@@ -111,13 +131,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--images", type=int, default=12_800, help="images timed per pipeline (default 12,800)")
-    parser.add_argument("--candidates", nargs="+", default=["m3", "dsx40"], help="sweep candidates to time")
+    parser.add_argument("--models", nargs="+", default=["Model_3"],
+                        help="what the engine times: classes of era_s7.model or sweep candidates (default Model_3)")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     args = parser.parse_args(argv)
     device = select_device(args.device)
     threads = set_threads() if device.type == "cpu" else torch.get_num_threads()
     ensure_mnist()
-    macs = forward_macs(make_model("Model_3", device=device))
+    if "Model_3" not in args.models:
+        args.models.insert(0, "Model_3")  # the seed pipeline's model: the ratio compares like with like
+    timed = {name: describe(name, build(name, device)) for name in args.models}
+    macs = timed["Model_3"]["forward_macs"]
     train_flops = macs * 2 * 3  # forward + backward (about twice the forward), 2 FLOPs per MAC
     peak = peak_gflops(device)
     try:
@@ -125,29 +149,31 @@ def main(argv=None) -> int:
     except RuntimeError:
         peak_bf16 = None
     seed_ips = seed_pipeline_images_per_s(device, args.images)
-    engine = {(c, p): engine_timings(device, args.images, c, p) for c in args.candidates for p in args.precisions}
-    engine_ips, eval_s = engine[("m3", "fp32")] if ("m3", "fp32") in engine else next(iter(engine.values()))
+    engine = {(m, p): engine_timings(device, args.images, m, p) for m in args.models for p in args.precisions}
+    engine_ips, eval_s = engine[("Model_3", args.precisions[0])]
     engine_gflops = train_flops * engine_ips / 1e9
     name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
         device=device.type, device_name=name, torch=torch.__version__, commit=git_commit(), images_timed=args.images,
-        model="Model_3", forward_macs=macs, train_flops_per_image=train_flops,
+        model="Model_3", model_class=timed["Model_3"]["model_class"], params=timed["Model_3"]["params"],
+        forward_macs=macs, train_flops_per_image=train_flops, engine_precision=args.precisions[0],
         seed_images_per_s=seed_ips, engine_images_per_s=engine_ips, ratio=engine_ips / seed_ips,
         eval_seconds=eval_s, seconds_per_15_epochs=15 * (TRAIN_IMAGES / engine_ips + eval_s),
         seed_seconds_per_15_epochs=15 * TRAIN_IMAGES / seed_ips,
         peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops, fraction_of_peak=engine_gflops / peak,
-        engine=[dict(candidate=c, precision=p, images_per_s=ips, eval_seconds=ev,
-                     seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (c, p), (ips, ev) in engine.items()],
+        engine=[dict(**timed[m], precision=p, images_per_s=ips, eval_seconds=ev,
+                     seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (m, p), (ips, ev) in engine.items()],
     )
     path = save_json(result, RESULTS_DIR / f"bench-{device.type}.json")
     rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}")]
-    rows += [(f"era_s7 engine, {r['candidate']}, {r['precision']}", f"{r['images_per_s']:,.0f}",
+    rows += [(f"era_s7 engine, {r['model']}, {r['precision']}", f"{r['images_per_s']:,.0f}",
               f"{r['seconds_per_15_epochs']:.0f}") for r in result["engine"]]
-    print(f"device: {name} | Model_3: {macs:,} forward MACs, {train_flops / 1e6:.1f} MFLOP per training image")
+    print(f"device: {name} | Model_3 ({timed['Model_3']['params']:,} parameters): {macs:,} forward MACs, "
+          f"{train_flops / 1e6:.1f} MFLOP per training image")
     print(f"{'pipeline (step-3 recipe)':<44}{'images/s':>10}{'s / 15 epochs':>15}")
     for row in rows:
         print(f"{row[0]:<44}{row[1]:>10}{row[2]:>15}")
-    for c in args.candidates:
+    for c in args.models:
         if {(c, "fp32"), (c, "bf16")} <= set(engine):
             print(f"{c}: bf16 (autocast + channels_last) / fp32 = {engine[(c, 'bf16')][0] / engine[(c, 'fp32')][0]:.2f}x")
     print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"

