@@ -413,6 +413,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     pool = pinned_pool(workers, "cpu", data) if pooled and todo else None
     if pool is not None:
         print(f"{len(todo)} seeds to train, {workers} at a time (one process per core, one thread each)")
+    finished = False
     try:
         arrived = (pool.imap_unordered(_train_pooled, [(spec, s, hp, "cpu", rf is not None) for s in todo])
                    if pool is not None else None)
@@ -431,9 +432,10 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
                     save(done)
             for row in done[seed]["history"]:
                 print(format_epoch(row, done[seed]["epochs"]))
+        finished = True
     finally:
-        if pool is not None:
-            pool.close()
+        if pool is not None:  # interrupted: the seeds in training are stopped, those done are on disk
+            pool.close() if finished else pool.terminate()
             pool.join()
     print()
     print("\n".join(seeds_report(record)))
