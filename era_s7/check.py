@@ -457,6 +457,27 @@ def spec_as_recorded(spec: str, record_path: Path) -> str:
     return f"{path.relative_to(REPO_ROOT)}:{name}" if path.is_relative_to(REPO_ROOT) else spec
 
 
+def stale_problems(record: dict, path: Path | str) -> list[str]:
+    """Problems with a check's record at `path` (what results.stale_records says of the project's records): its class
+    cannot be loaded again from the spec it records (a file beside the record by its name, a repository file
+    relative to the repository), or its code has changed since the runs (source hash)."""
+    path = Path(path)
+    where, _, name = record["model_spec"].rpartition(":")
+    for base in (path.parent, REPO_ROOT):
+        if (base / where).is_file():
+            where = str(base / where)
+            break
+    try:
+        cls = load_class(f"{where}:{name}")
+    except ModelRefused as err:
+        return [f"{path.name}: its model cannot be loaded again: {err}"]
+    sha = model_source_sha256(cls)
+    if any(r["model_source_sha256"] != sha for r in record["runs"]) or record["model_source_sha256"] != sha:
+        return [f"{path.name}: {record['model']} ({record['model_spec']}) was changed after its check (source hash "
+                "differs); run the check again"]
+    return []
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,

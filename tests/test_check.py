@@ -183,6 +183,17 @@ def test_tiny_model_on_smoke_settings_record_and_printout(models, smoke, tmp_pat
     assert f"**{record['verdict'][0]}**" in report.render_result(record)  # a notebook's Result block ends with it
 
 
+def test_a_check_record_is_stale_when_its_class_changed(models, smoke, tmp_path):
+    record = smoke(f"{models}:Tiny", seeds=[1])
+    path = tmp_path / "checks" / "c.json"
+    assert check.stale_problems(record, path) == []
+    models.write_text(MODELS.replace("nn.Conv2d(8, 10, 1)", "nn.Conv2d(8, 10, 1, bias=False)"))
+    for name in [n for n in sys.modules if n.startswith("era_s7_check_my_models")]:
+        del sys.modules[name]  # a new session: the file imported again
+    assert check.stale_problems(record, path) == [f"c.json: Tiny ({record['model_spec']}) was changed after its check "
+                                                  "(source hash differs); run the check again"]
+
+
 def test_over_the_parameter_limit_fails_that_rule_and_the_rest_still_runs(models, smoke, capsys):
     record = smoke(f"{models}:Big")
     assert record["params"] == 9550 and [r["seed"] for r in record["runs"]] == [1, 2]
@@ -281,6 +292,7 @@ def test_committed_your_model_record_is_of_the_notebooks_class_on_five_seeds():
     assert saved.split("\n", 1)[1].rstrip("\n") == cell.rstrip("\n")  # the cell, as saved beside the record
     cls = check.load_class(f"{RESULTS_DIR / 'your_model.py'}:YourModel")
     assert record["model_source_sha256"] == model_source_sha256(cls)
+    assert check.stale_problems(record, RESULTS_DIR / "your_model.json") == []
     assert len(record["runs"]) >= 5 and record["seeds"] == [r["seed"] for r in record["runs"]]
     assert record["verdict"] == check.verdict(record) and record["hyperparameters"]["epochs"] <= 15
     assert not any(r["hyperparameters"]["train_subset"] for r in record["runs"])  # not a smoke run
