@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import sys
 import tempfile
@@ -25,6 +26,13 @@ WEB_DIR = REPO_ROOT / "web"
 MODELS_DIR = WEB_DIR / "models"
 MANIFEST = "manifest.json"
 OPSET = 20
+WEB_MODULES = ("onnx", "onnxscript", "onnxruntime")  # the package's `web` extra (pyproject.toml)
+INSTALL_WEB = 'pip install -e ".[web]"'
+
+
+def missing_web_modules() -> list[str]:
+    """Those of WEB_MODULES (torch.onnx's exporter needs onnx and onnxscript; the check, onnxruntime) not installed."""
+    return [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
 
 
 def sha256_of(path: Path | str) -> str:
@@ -121,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m era_s7.export", description=__doc__.split("\n")[0])
     parser.add_argument("--force", action="store_true", help="export even the models that are up to date")
     args = parser.parse_args(argv)
+    missing = missing_web_modules()
+    if missing:
+        print(f"error: the export needs {', '.join(missing)}, which `pip install -e .` leaves out: they are the "
+              f"package's `web` extra. Install it in the repository's root with: {INSTALL_WEB}", file=sys.stderr)
+        return 2
     export(force=args.force)
     return 0
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import io
 import operator
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -125,21 +127,40 @@ def shaped_graph(model: nn.Module, input_size) -> fx.GraphModule:
         graph = fx.symbolic_trace(model)
     except Exception as err:
         raise ReceptiveFieldError(
-            f"{type(model).__name__} cannot be traced by torch.fx ({type(err).__name__}: {err}), so its receptive "
-            "field is not computed: only a traced graph tells parallel paths and functional layers apart. The usual "
-            "cause is Python control flow on a tensor's value in forward()") from err
+            f"{type(model).__name__} cannot be traced by torch.fx, so its receptive field is not computed (only a "
+            f"traced graph tells parallel paths and functional layers apart): {untraceable(err)}") from err
     was_training = model.training
     device = next(model.parameters(), torch.empty(0)).device
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints its own traceback
             ShapeProp(graph).propagate(torch.zeros(1, *input_size, device=device))
     except Exception as err:
+        cause = err
+        while cause.__cause__ is not None:  # ShapeProp wraps the layer's error in its own
+            cause = cause.__cause__
+        failed = next((n for n in graph.graph.nodes if n.op != "output" and "tensor_meta" not in n.meta), None)
+        at = " at '{}' ({})".format(*label(failed)) if failed is not None else ""
         raise ReceptiveFieldError(f"{type(model).__name__} does not run on a zero input of shape "
-                                  f"(1, {', '.join(map(str, input_size))}): {type(err).__name__}: {err}") from err
+                                  f"(1, {', '.join(map(str, input_size))}){at}: {type(cause).__name__}: {cause}") from err
     finally:
         model.train(was_training)
     return graph
+
+
+def untraceable(err: Exception) -> str:
+    """Why torch.fx could not trace a forward(), naming the line of the model's code where it stopped."""
+    torch_dir = Path(torch.__file__).parent
+    own = [f for f in traceback.extract_tb(err.__traceback__)
+           if not Path(f.filename).is_relative_to(torch_dir) and f.filename != __file__]
+    where = f"line {own[-1].lineno} of {Path(own[-1].filename).name}, `{own[-1].line}`, " if own else "forward() "
+    text = str(err)
+    if "'len' is not supported" in text:
+        return f"{where}calls len() on a tensor, which torch.fx does not record; x.size(0) or x.shape[0] it does"
+    if "control flow" in text:
+        return (f"{where}uses a tensor in Python control flow (if, while, and/or, bool()): its value, or its shape "
+                "or x.dim() compared in an if; torch.fx traces without real tensors, so it cannot pick a branch")
+    return f"{where}raised {type(err).__name__}: {text}"
 
 
 def module_of(node: fx.Node) -> nn.Module | None:
@@ -312,11 +333,73 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def summary(model: nn.Module, input_size=(1, 28, 28)) -> str:
-    """torchsummary.summary on the model's own device (torchsummary defaults to cuda); returns the text."""
+    """torchsummary.summary on the model's own device (torchsummary defaults to cuda); returns the text.
+
+    input_size is one sample's shape without the batch dimension: (C, H, W) for an image model, e.g. (1, 28, 28);
+    (features,) for a model that starts with a Linear layer. The totals are the model's own count, each parameter
+    once: where torchsummary's sum of the table differs (a module called more than once, weight sharing, is in
+    the table at each call; parameters not named weight or bias are not), a note below the totals says by how
+    much and why. Raises ValueError for an input_size that is not a tuple of positive ints, for a model without
+    parameters, and for one that does not run on a batch of input_size (the cause in the message)."""
     from torchsummary import summary as torch_summary
 
-    device = next(model.parameters()).device
+    size = (input_size,) if isinstance(input_size, int) else tuple(input_size)
+    name = type(model).__name__
+    if not size or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f"input_size={input_size!r}: give one sample's shape as a tuple of positive ints, without "
+                         "the batch dimension: (C, H, W) for an image model, e.g. (1, 28, 28)")
+    params = list(model.parameters())
+    if not params:
+        raise ValueError(f"{name} has no parameters: there is nothing to count (torchsummary needs a parameter to "
+                         "find the model's device)")
+    # torchsummary hooks every module but the one it is given: a model that is one layer goes in a container
+    hooked = model if any(model.children()) else nn.Sequential(model)
+    calls: dict[nn.Module, int] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.__setitem__(m, calls.get(m, 0) + 1))
+             for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        torch_summary(model, input_size, device=device.type)
-    return out.getvalue()
+    try:
+        with contextlib.redirect_stdout(out):
+            torch_summary(hooked, size, device=params[0].device.type)
+    except Exception as err:
+        hint = (f"; input_size is one sample's shape without the batch dimension: try {size[1:]}"
+                if len(size) >= 4 and size[0] == 1 else
+                "; input_size is one sample's shape without the batch dimension, (C, H, W) for an image model")
+        raise ValueError(f"{name} does not run on a batch of input_size {size} (torchsummary feeds 2 samples, "
+                         f"shape {(2, *size)}): {type(err).__name__}: {err}{hint}") from err
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return with_true_totals(out.getvalue(), model, calls)
+
+
+def with_true_totals(text: str, model: nn.Module, calls: dict) -> str:
+    """torchsummary's text with its totals replaced by the model's own count, and a note where they differed."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = count_parameters(model)
+    lines = text.splitlines()
+    said = int(next(line for line in lines if line.startswith("Total params:")).split(":")[1].replace(",", ""))
+    if said == total:
+        return text
+    paths = {m: path or "the model itself" for path, m in model.named_modules()}
+    shared = [f"'{paths[m]}' ({type(m).__name__}, {sum(p.numel() for p in m.parameters(recurse=False)):,} "
+              f"parameters) called {n} times" for m, n in calls.items() if n > 1]
+    why = (f"the table lists a shared module at each call (weight sharing: {'; '.join(shared)})" if shared else
+           "torchsummary counts only the .weight and .bias of each module")
+    size_mb = total * 4 / 1024 ** 2
+    new = {"Total params": f"{total:,}", "Trainable params": f"{trainable:,}",
+           "Non-trainable params": f"{total - trainable:,}", "Params size (MB)": f"{size_mb:.2f}"}
+    fixed = []
+    for line in lines:
+        key = line.split(":")[0]
+        if key in new:
+            line = f"{key}: {new[key]}"
+        elif key == "Estimated Total Size (MB)":
+            parts = [float(l.split(":")[1]) for l in lines if l.split(":")[0] in ("Input size (MB)",
+                                                                                 "Forward/backward pass size (MB)")]
+            line = f"{key}: {sum(parts) + size_mb:.2f}"
+        fixed.append(line)
+        if key == "Non-trainable params":
+            fixed.append(f"Note: the model's own count, each parameter once; the table's rows add up to {said:,} "
+                         f"because {why}.")
+    return "\n".join(fixed) + "\n"

@@ -13,7 +13,8 @@ from .digits import NoInkError, Prediction, classify, load_grey, mnist_style, re
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified,  # noqa: F401
                     plot_runs, plot_samples, plot_your_digit)
 from .parameters import ParameterError, check_parameters  # noqa: F401
-from .receptive_field import count_parameters, format_receptive_field, receptive_field, summary  # noqa: F401
+from .receptive_field import (ReceptiveFieldError, count_parameters, format_receptive_field,  # noqa: F401
+                              receptive_field, summary)
 from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
 from .results import (RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, load_weights,  # noqa: F401
                       make_record, save_json, save_run)

@@ -1,3 +1,5 @@
+import re
+
 import nbformat
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from era_s7 import receptive_field as rfm
-from era_s7 import report
+from era_s7 import report, utils
 from era_s7.model import MODELS, make_model
 from era_s7.results import REPO_ROOT, RESULTS_DIR, load_record
 
@@ -170,8 +172,108 @@ def test_broadcast_merge_is_refused():
 
 def test_untraceable_model_is_refused_with_the_reason():
     branchy = ConvThen(lambda x, y: y if x.mean() > 0 else x)
-    with pytest.raises(rfm.ReceptiveFieldError, match=r"ConvThen cannot be traced by torch.fx \(TraceError: .*control flow"):
+    with pytest.raises(rfm.ReceptiveFieldError, match=r"ConvThen cannot be traced by torch.fx, .*: line \d+ of "
+                       r"test_receptive_field.py, `branchy = .*x.mean\(\) > 0.*`, uses a tensor in Python control flow"):
         rfm.receptive_field(branchy)
+
+
+class Sized(nn.Module):
+    """A conv, and the shape-dependent code a learner writes around it (an unbatched image gets a batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        return self.conv(x)
+
+
+class Counted(Sized):
+    def forward(self, x):
+        return self.conv(x).view(len(x), -1)
+
+
+def test_len_and_dim_are_refused_naming_what_they_are():
+    """len(x) is no control flow at all, and x.dim() is a shape, not a value: the refusal quotes the line."""
+    with pytest.raises(rfm.ReceptiveFieldError, match=r"`return self.conv\(x\).view\(len\(x\), -1\)`, calls len\(\) "
+                       r"on a tensor, .*x.size\(0\) or x.shape\[0\]") as counted:
+        rfm.receptive_field(Counted())
+    assert "control flow" not in str(counted.value)
+    with pytest.raises(rfm.ReceptiveFieldError, match=r"`if x.dim\(\) == 3:`, uses a tensor in Python control flow"):
+        rfm.receptive_field(Sized())
+
+
+def test_a_forward_that_fails_on_the_input_gives_the_cause_in_the_message(capfd):
+    """A Linear layer fed an unflattened map: the cause, not ShapeProp's wrapper, in the message (and no traceback
+    printed beside it)."""
+    model = nn.Sequential(nn.Conv2d(1, 16, 28), nn.Linear(16, 10))
+    with pytest.raises(utils.ReceptiveFieldError, match=r"^Sequential does not run on a zero input of shape "
+                       r"\(1, 1, 28, 28\) at '1' \(Linear\): RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+                       r"\(16x1 and 16x10\)$"):
+        utils.receptive_field(model)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+class SharedBlock(nn.Module):
+    """One 3x3 conv applied three times (weight sharing): 80 + 584 + 90 = 754 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.block, self.head = nn.Conv2d(1, 8, 3), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for _ in range(3):
+            x = torch.relu(self.block(x))
+        return self.head(x.mean((2, 3)))
+
+
+class Scaled(nn.Module):
+    """A conv and a learned per-channel scale (a parameter named neither weight nor bias): 40 + 4 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.scale = nn.Conv2d(1, 4, 3), nn.Parameter(torch.ones(1, 4, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+def totals(text: str) -> tuple[int, str]:
+    lines = text.splitlines()
+    total = next(line for line in lines if line.startswith("Total params:"))
+    return int(total.split(":")[1].replace(",", "")), " ".join(line for line in lines if line.startswith("Note:"))
+
+
+@pytest.mark.parametrize("model, size, count, note", [
+    (SharedBlock(), (1, 28, 28), 754, r"add up to 1,922 because .*weight sharing: 'block' \(Conv2d, 584 parameters\) "
+                                      r"called 3 times"),
+    (Scaled(), (1, 28, 28), 44, r"add up to 40 because torchsummary counts only the .weight and .bias"),
+    (nn.Linear(2, 3), (2,), 9, r"^$"),  # one layer: torchsummary alone counted nothing and crashed
+    (nn.Linear(2, 3), 2, 9, r"^$"),
+    (make_model("Model_3"), (1, 28, 28), None, r"^$"),
+], ids=["weight-sharing", "unnamed-parameter", "one-linear", "int-size", "model3"])
+def test_summary_totals_are_the_models_own_count(model, size, count, note):
+    total, said = totals(utils.summary(model, size))
+    assert total == sum(p.numel() for p in model.parameters()) == (count or total)
+    assert re.search(note, said), said
+
+
+@pytest.mark.parametrize("model, size, message", [
+    (SharedBlock(), (1, 1, 28, 28), r"input_size \(1, 1, 28, 28\) .*Expected 3D \(unbatched\) or 4D .*input_size is "
+                                    r"one sample's shape without the batch dimension: try \(1, 28, 28\)$"),
+    (SharedBlock(), (1, 28.0, 28), r"input_size=\(1, 28.0, 28\): give one sample's shape as a tuple of positive ints"),
+    (nn.Sequential(nn.ReLU(), nn.Flatten()), (1, 28, 28), r"^Sequential has no parameters"),
+], ids=["batch-given", "float-size", "no-parameters"])
+def test_summary_refuses_what_it_cannot_count_saying_why(model, size, message):
+    with pytest.raises(ValueError, match=message):
+        utils.summary(model, size)
+
+
+def test_utils_exports_the_receptive_field_error():
+    assert utils.ReceptiveFieldError is rfm.ReceptiveFieldError
 
 
 def test_channel_shuffle_keeps_the_field():

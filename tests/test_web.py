@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import threading
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def test_export_redoes_only_the_models_whose_weights_changed(tmp_path):
     with torch.no_grad():
         expected = model(x).numpy()
     assert np.abs(export.onnx_logits((models / "step1.onnx").read_bytes(), x) - expected).max() <= TOLERANCE
+
+
+def test_the_export_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
+    """After the README's `pip install -e .` onnxscript is missing (None in sys.modules: `import onnxscript` fails)."""
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    assert export.main([]) == 2
+    err = capsys.readouterr().err
+    assert "onnxscript" in err and "`web` extra" in err and 'pip install -e ".[web]"' in err
 
 
 def test_the_vendored_runtime_is_the_pinned_one():
