@@ -228,19 +228,113 @@ def test_drawn_digits_are_read_as_python_reads_the_same_canvas(demo, tmp_path):
         shutil.copy(tmp_path / "demo.png", SCREENSHOT)
 
 
-def test_missing_and_stale_model_files_are_reported_in_words(browser, tmp_path):
-    """A copy of the site where results/step1.pt changed after the export and models/step2.onnx is gone."""
+def site_copy(tmp_path: Path) -> Path:
+    """A copy of the site (web/ and results/) in tmp_path, to break."""
     shutil.copytree(REPO_ROOT / "web", tmp_path / "web", ignore=shutil.ignore_patterns("node_modules"))
     shutil.copytree(REPO_ROOT / "results", tmp_path / "results", ignore=shutil.ignore_patterns("figures", "sweeps"))
-    (tmp_path / "results" / "step1.pt").write_bytes(b"retrained")
-    (tmp_path / "web" / "models" / "step2.onnx").unlink()
-    with served(tmp_path) as url:
+    return tmp_path
+
+
+def statuses(page) -> dict[str, tuple[str, bool]]:
+    """Each model panel's status line and whether it is shown as a problem."""
+    return {name: (page.locator(f"#panel-{name} .status").inner_text(),
+                   "problem" in page.locator(f"#panel-{name} .status").get_attribute("class")) for name in STEP_WEIGHTS}
+
+
+def test_missing_stale_and_foreign_model_files_are_reported_in_words(browser, tmp_path):
+    """A copy of the site where results/step1.pt changed after the export, models/step2.onnx is gone and
+    models/step3.onnx is a Git LFS pointer (onnxruntime's own error must not replace the page's sentence)."""
+    site = site_copy(tmp_path)
+    (site / "results" / "step1.pt").write_bytes(b"retrained")
+    (site / "web" / "models" / "step2.onnx").unlink()
+    (site / "web" / "models" / "step3.onnx").write_text("version https://git-lfs.github.com/spec/v1\n"
+                                                         f"oid sha256:{'0' * 64}\nsize 31337\n")
+    with served(site) as url:
         page = open_demo(browser, url)
-        status = {name: page.locator(f"#panel-{name} .status").inner_text() for name in STEP_WEIGHTS}
-        problem = {name: "problem" in page.locator(f"#panel-{name} .status").get_attribute("class")
-                   for name in STEP_WEIGHTS}
+        status = statuses(page)
         page.close()
-    assert status["Model_1"].startswith("stale: results/step1.pt has changed") and "make web" in status["Model_1"]
-    assert status["Model_2"].startswith("models/step2.onnx is missing") and "make web" in status["Model_2"]
-    assert status["Model_3"].endswith("up to date.")
-    assert problem == {"Model_1": True, "Model_2": True, "Model_3": False}
+    assert status["Model_1"][0].startswith("stale: results/step1.pt has changed") and "make web" in status["Model_1"][0]
+    assert status["Model_2"][0].startswith("models/step2.onnx is missing") and "make web" in status["Model_2"][0]
+    assert status["Model_3"][0].startswith("models/step3.onnx is not the file the manifest lists (stale or replaced): "
+                                           "run `make web`. (onnxruntime could not load it either: ")
+    assert all(problem for _, problem in status.values())
+
+
+@pytest.mark.parametrize("wasm, said", [(None, "is missing or unreachable (HTTP 404)"),
+                                        (b"<!DOCTYPE html><html><body>Not found</body></html>",
+                                         'is not WebAssembly (it starts "<!DOCTYPE html>", like a web page)')],
+                         ids=["missing", "an-html-page"])
+def test_a_missing_or_html_runtime_is_named_not_blamed_on_the_models(browser, tmp_path, wasm, said):
+    """Without the runtime's .wasm no model runs: each panel names it, and the status line after drawing says that
+    no model is loaded (not 'three models 0.3 ms')."""
+    site = site_copy(tmp_path)
+    runtime = site / "web" / "vendor" / "ort-wasm-simd-threaded.wasm"
+    runtime.unlink() if wasm is None else runtime.write_bytes(wasm)
+    with served(site) as url:
+        page = open_demo(browser, url)
+        status = statuses(page)
+        draw(page, PEN_PATHS[7])
+        timing = page.locator("#timing").inner_text()
+        page.close()
+    for sentence, problem in status.values():
+        assert sentence.startswith(f"the runtime's vendor/ort-wasm-simd-threaded.wasm {said}") and problem, sentence
+        assert "models/step" not in sentence and "make web-vendor" in sentence
+    assert "no model is loaded" in timing and "models " not in timing, timing
+
+
+def test_opened_as_a_file_says_so_and_how_to_serve_it(browser):
+    """Double-clicking web/index.html: the file:// origin lets the page read no other file."""
+    page = browser.new_page()
+    page.goto((REPO_ROOT / "web" / "index.html").as_uri())
+    page.evaluate("window.demo.ready")
+    for sentence, problem in statuses(page).values():
+        assert sentence.startswith("this page was opened as a file (file://)") and problem, sentence
+        assert "python -m http.server" in sentence and "http://localhost:8000/web/" in sentence
+    page.close()
+
+
+def touch_draw(page, strokes):
+    """Draw strokes (lists of unit-square points) on the pad with a finger: touch events, as a phone sends them."""
+    cdp = page.context.new_cdp_session(page)
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        at = [(box["x"] + 2 + x * (box["width"] - 4), box["y"] + 2 + y * (box["height"] - 4)) for x, y in stroke]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": at[0][0], "y": at[0][1]}]})
+        for (x0, y0), (x1, y1) in zip(at, at[1:]):
+            for t in (1 / 3, 2 / 3, 1):
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                    {"x": x0 + t * (x1 - x0), "y": y0 + t * (y1 - y0)}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+    page.evaluate("window.demo.idle()")
+
+
+def test_on_a_phone_the_pad_and_the_three_predictions_fit_one_screen(browser):
+    """360x740 with touch: the pad and every model's predicted digit on the screen without scrolling, digits drawn
+    with a finger read as Python reads the same canvas, and a tap leaves a dot; at 280 px wide the pad fits too."""
+    with served(REPO_ROOT) as url:
+        context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
+        page = context.new_page()
+        page.goto(f"{url}/web/")
+        page.evaluate("window.demo.ready")
+        assert all(sentence.endswith("up to date.") and not problem for sentence, problem in statuses(page).values())
+        boxes = [page.locator(selector).bounding_box() for selector in
+                 ["#pad"] + [f"#panel-{name} .digit" for name in STEP_WEIGHTS]]
+        assert all(b["x"] >= 0 and b["x"] + b["width"] <= 360 and b["y"] + b["height"] <= 740 for b in boxes), boxes
+        for digit in (2, 4, 7):
+            page.click("#clear")
+            touch_draw(page, PEN_PATHS[digit])
+            png = base64.b64decode(page.evaluate("document.getElementById('pad').toDataURL()").split(",")[1])
+            in_python = digits.mnist_style(digits.load_grey(Image.open(io.BytesIO(png))))
+            in_page = np.array(page.evaluate("Array.from(window.demo.lastImage)")).reshape(28, 28)
+            assert np.abs(in_page - in_python).max() <= 1 / 255, digit
+            assert shown_digits(page)["Model_3"] == digit
+        page.click("#clear")
+        page.touchscreen.tap(boxes[0]["x"] + 100, boxes[0]["y"] + 100)
+        page.evaluate("window.demo.idle()")
+        assert page.evaluate("window.demo.lastImage !== null")  # the dot is ink
+        page.set_viewport_size({"width": 280, "height": 560})
+        pad = page.locator("#pad").bounding_box()
+        assert pad["x"] >= 0 and pad["x"] + pad["width"] <= 280
+        assert page.evaluate("document.documentElement.scrollWidth") <= 280
+        context.close()

@@ -182,6 +182,8 @@ function normalised(image) {
 // ---- The models: web/models/step<N>.onnx, checked against the manifest written by the export.
 const MODELS = [["Model_1", "step1.onnx"], ["Model_2", "step2.onnx"], ["Model_3", "step3.onnx"]];
 const sessions = {};  // model name -> onnxruntime session, for the models that loaded
+const WASM = "vendor/ort-wasm-simd-threaded.wasm";  // the runtime's WebAssembly, which every model needs
+const SERVE = "serve it: `make web`, or `python -m http.server` in the repository's root, then open http://localhost:8000/web/";
 
 async function sha256(bytes) {
   const digest = await crypto.subtle.digest("SHA-256", bytes);
@@ -215,8 +217,9 @@ async function checkModel(entry, onnx, bytes, manifestProblem) {
   return [true, `exported from ${entry.weights} (sha256 ${short}…): up to date.`];
 }
 
-async function loadModel([name, onnx], manifest, manifestProblem) {
+async function loadModel([name, onnx], manifest, manifestProblem, runtimeProblem) {
   const panel = modelPanel(name);
+  if (runtimeProblem) { showStatus(panel, false, runtimeProblem); return; }
   let bytes;
   try {
     bytes = await fetchBytes(`models/${onnx}`);
@@ -228,14 +231,35 @@ async function loadModel([name, onnx], manifest, manifestProblem) {
   showStatus(panel, ok, sentence);
   try {
     sessions[name] = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
-  } catch (err) {
-    showStatus(panel, false, `models/${onnx} could not be loaded: ${err.message}`);
+  } catch (err) {  // the check's sentence, when it found a problem, says more than onnxruntime's error
+    showStatus(panel, false, ok ? `models/${onnx} could not be loaded: ${err.message}`
+                                : `${sentence} (onnxruntime could not load it either: ${err.message})`);
   }
+}
+
+// Why no model can run here, in words, or null: the page opened as a file, or the runtime's .wasm missing or
+// not WebAssembly (e.g. a server's HTML error page in its place).
+async function runtimeProblem() {
+  if (location.protocol === "file:") {
+    return `this page was opened as a file (file://), from which the browser lets it read no other file, so no model loads: ${SERVE}.`;
+  }
+  let bytes;
+  try {
+    bytes = await fetchBytes(WASM);
+  } catch (err) {
+    return `the runtime's ${WASM} is missing or unreachable (${err.message}): restore it (git checkout -- web/vendor/, or \`make web-vendor\`).`;
+  }
+  if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
+    const start = new TextDecoder().decode(bytes.slice(0, 15)).replace(/\s+/g, " ");
+    return `the runtime's ${WASM} is not WebAssembly (it starts "${start}", like a web page): restore it (git checkout -- web/vendor/, or \`make web-vendor\`).`;
+  }
+  return null;
 }
 
 async function loadModels() {
   ort.env.wasm.wasmPaths = new URL("vendor/", document.baseURI).href;  // relative to the page: works offline
   ort.env.wasm.numThreads = 1;  // a model this small gains nothing from threads
+  const runtime = await runtimeProblem();
   let manifest = {}, problem = null;
   try {
     const text = new TextDecoder().decode(await fetchBytes("models/manifest.json"));
@@ -243,7 +267,7 @@ async function loadModels() {
   } catch (err) {
     problem = `models/manifest.json could not be read (${err.message})`;
   }
-  await Promise.all(MODELS.map(m => loadModel(m, manifest, problem)));
+  await Promise.all(MODELS.map(m => loadModel(m, manifest, problem, runtime)));
 }
 
 // logits (n, 10) of `name` for n images, flat (n * 784) and normalised; the test compares them with PyTorch's.
@@ -320,10 +344,12 @@ async function update() {
     const z = image && sessions[name] ? (await logits(name, normalised(image), 1))[0] : null;
     showProbabilities(modelPanel(name), z && softmax(z));
   }
-  const ms = performance.now() - start;
+  const ms = performance.now() - start, ran = MODELS.filter(([name]) => sessions[name]).length;
   demo.timings.push(ms);
+  const models = ran ? `, ${["", "one model", "two models", "three models"][ran]} ${(ms - prepared + start).toFixed(1)} ms`
+                     : "; no model is loaded: each panel says why";
   document.getElementById("timing").textContent = image
-    ? `Updated in ${ms.toFixed(1)} ms (preprocessing ${(prepared - start).toFixed(1)} ms, three models ${(ms - prepared + start).toFixed(1)} ms).`
+    ? `Updated in ${ms.toFixed(1)} ms (preprocessing ${(prepared - start).toFixed(1)} ms${models}).`
     : "Draw a digit in the box.";
 }
 
@@ -349,13 +375,18 @@ function point(event) {
 pad.addEventListener("pointerdown", event => {
   pad.setPointerCapture(event.pointerId);
   last = point(event);
-  draw(last);
+  ctx.fillStyle = "black";  // a dot: a tap is ink too (a line of length zero draws nothing)
+  ctx.beginPath();
+  ctx.arc(...last, PEN_WIDTH / 2, 0, 2 * Math.PI);
+  ctx.fill();
+  requestUpdate();
 });
 pad.addEventListener("pointermove", event => { if (last) draw(point(event)); });
 for (const type of ["pointerup", "pointercancel"]) pad.addEventListener(type, () => { last = null; requestUpdate(); });
 
+const PEN_WIDTH = 20;  // in canvas pixels (the canvas is 280 x 280, whatever size it is shown at)
 function draw(to) {
-  Object.assign(ctx, { strokeStyle: "black", lineWidth: 20, lineCap: "round", lineJoin: "round" });
+  Object.assign(ctx, { strokeStyle: "black", lineWidth: PEN_WIDTH, lineCap: "round", lineJoin: "round" });
   ctx.beginPath();
   ctx.moveTo(...last);
   ctx.lineTo(...to);
