@@ -309,3 +309,15 @@ def test_foreign_weights_say_what_weights_to_give(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "other.pt" in err and "--weights takes a state_dict of Model_3" in err and "--model" in err
     assert "notebook" not in err
+
+
+@pytest.mark.parametrize("orientation, turn", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
+                                               (3, Image.Transpose.ROTATE_180)])
+def test_a_photo_taken_sideways_is_turned_upright_by_its_exif(tmp_path, orientation, turn):
+    """A phone stores the pixels as the sensor saw them and says in EXIF how to turn them: the digit upright."""
+    upright = digits.render_digit(7, "DejaVuSans-Bold.ttf", 120, canvas=(240, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    upright.transpose(turn).save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    seen = digits.mnist_style(digits.load_grey(tmp_path / "sideways.jpg"))
+    assert np.abs(seen - digits.mnist_style(digits.load_grey(upright))).mean() < 0.03
