@@ -75,8 +75,10 @@ SEEDS ?= 1-8
 SPLIT ?= validation
 # fp32, or bf16 (autocast + channels_last): faster where the CPU has bf16 units (make bench says)
 PRECISION ?= fp32
+# where the sweep files are: one folder per condition (round 6: results/sweeps/xeon-amx)
+DIR ?= results/sweeps
 sweep: $(STAMP) data
-	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION)
+	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION) --dir $(DIR)
 
 # Classify photos or scans of digits: make predict IMAGES="a.png b.jpg" (MODEL=Model_1 for step 1's model)
 IMAGES ?=

@@ -27,7 +27,8 @@ import torch
 
 from .data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS
-from .report import TARGET, held_count, last_accuracies, paired_difference, replace_between, runs_table
+from .report import (TARGET, condition, held_count, last_accuracies, paired_difference, replace_between,
+                     runs_table)
 from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, arithmetic, device_name, load_record, make_record,
                       run_condition, save_json)
 from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,
@@ -218,6 +219,9 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
         in_se = f"{diff / se:+.1f}" if n >= 2 and se > 0 else "—"
         lines.append(f"| {c} | {runs[0]['params']:,} | {len(runs)} | {statistics.mean(means.values()):.3f} ± {spread:.3f} | "
                      f"{held}/{len(runs)} | {paired} | {in_se} | {statistics.mean(r['total_seconds'] for r in runs):.0f} |")
+    conditions = sorted({condition(r) for c in candidates for r in load_sweep(c, split, sweeps_dir)["runs"]})
+    if conditions:  # what the seconds (and the floats) were measured on
+        lines.append(f"\nRuns made on {'; '.join(conditions)}; s / run is wall time, two runs at a time.")
     return "\n".join(lines)
 
 
@@ -304,6 +308,12 @@ def precision_table(split: str = "validation", candidates: list[str] = PRECISION
     return "\n".join(lines)
 
 
+def describe(candidate: str) -> str:
+    """What a candidate changes and where it comes from (its `doc` in era_s7/candidates.py)."""
+    known = CANDIDATES.get(candidate) or DERIVED.get(candidate)
+    return known.doc if known else ""
+
+
 def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_dir: Path = SWEEPS_DIR) -> None:
     """Regenerate the tables of docs/search.md from the sweep files (the sections whose markers it has)."""
     text = doc.read_text()
@@ -315,7 +325,8 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
             continue
         rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ else ""  # choices are made per round only
         files = round_dir(sweeps_dir, round_) if round_ else precision_dir(sweeps_dir, precision)
-        body = (f"{sweep_table(split, candidates, files, baseline)}\n\n{rule}"
+        docs = "".join(f"- `{c}`: {describe(c)}\n" for c in candidates or [] if describe(c))
+        body = (f"{docs}\n{sweep_table(split, candidates, files, baseline)}\n\n{rule}"
                 f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, files, candidates)}")
         text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END, body)
     atomic_write_bytes(doc, text.encode())
