@@ -382,7 +382,11 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     here = (device_name(dev), arithmetic(dev), threads, "bf16" if hp["bf16"] else "fp32",
             "channels_last" if hp["channels_last"] else "contiguous")
     sha = model_source_sha256(cls)
-    on_disk = load_record(record_path)["runs"] if record_path.is_file() else []
+    previous = load_record(record_path) if record_path.is_file() else dict(kind="check", runs=[])
+    if previous.get("kind") != "check":
+        raise ValueError(f"{shown(record_path)} is not a check's record, and is left as it is: choose another name "
+                         "(--name) or folder (--dir)")
+    on_disk = previous["runs"]
     kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and r["model_source_sha256"] == sha
             and r["hyperparameters"] == hp and run_condition(r) == here}
     dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]

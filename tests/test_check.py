@@ -183,6 +183,15 @@ def test_tiny_model_on_smoke_settings_record_and_printout(models, smoke, tmp_pat
     assert f"**{record['verdict'][0]}**" in report.render_result(record)  # a notebook's Result block ends with it
 
 
+def test_a_record_that_is_not_a_checks_is_left_alone(models, smoke, tmp_path):
+    (tmp_path / "checks").mkdir()
+    other = tmp_path / "checks" / "c.json"
+    other.write_text('{"name": "ema-warmup", "runs": [{"seed": 1}]}')  # like results/checks/ema-warmup.json
+    with pytest.raises(ValueError, match="c.json is not a check's record, and is left as it is"):
+        smoke(f"{models}:Tiny", seeds=[1])
+    assert json.loads(other.read_text())["name"] == "ema-warmup"
+
+
 def test_a_check_record_is_stale_when_its_class_changed(models, smoke, tmp_path):
     record = smoke(f"{models}:Tiny", seeds=[1])
     path = tmp_path / "checks" / "c.json"
