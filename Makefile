@@ -40,10 +40,11 @@ test: $(STAMP) data
 	@$(PY) -m pytest -q; code=$$?; scripts/chromium.sh --check; exit $$code
 
 # The floors: pyproject.toml's runtime requirements and the extras' at the lowest versions its ranges admit
-# (torch 2.13.0, the CPU build), in .venv-floor; the unit tests there, the notebooks' smoke runs aside (-k).
+# (torch 2.13.0, the CPU build), every other package at the lock's version, in .venv-floor; the unit tests
+# there, the notebooks' smoke runs aside (-k).
 FLOOR_VENV := .venv-floor
 FLOOR_EXTRAS := notebooks,web,test
-$(FLOOR_VENV)/.installed: pyproject.toml
+$(FLOOR_VENV)/.installed: pyproject.toml $(LOCK)
 	rm -rf $(FLOOR_VENV)
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(PYTHON) scripts/lock.py --floors $(FLOOR_EXTRAS) > $(FLOOR_VENV)/floors.txt

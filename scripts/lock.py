@@ -2,7 +2,7 @@
 pulls in), resolved by pip itself from pyproject.toml's ranges; and the floors, the other end of those ranges.
 
     python3 scripts/lock.py [--keep PYTHON]   # `make lock` (UPGRADE=1: without --keep)
-    python3 scripts/lock.py --floors EXTRAS   # `make test-floor`: each requirement at its floor, on stdout
+    python3 scripts/lock.py --floors EXTRAS   # `make test-floor`'s constraints, on stdout
 
 The lock: `pip install --dry-run --ignore-installed --report` resolves `-e .[dev]` as a fresh install would (pip
 installs nothing) and its report lists every package with its version. With --keep, every package the environment
@@ -10,6 +10,10 @@ of PYTHON has (`pip freeze`: .venv, where `make test` passed) keeps its version;
 anew, to the newest version the ranges allow. Without --keep, everything is. The pins are those of this platform
 (CPython 3.11, Linux x86_64 on the project's machines); a package needed only elsewhere is resolved there, within
 the ranges. A local version label (torch's +cpu, +cu130) is dropped: `torch==2.14.1` admits any build of 2.14.1.
+
+The floors: the runtime requirements and those of EXTRAS each at its floor (the `>=` of its range), every other
+package at the lock's version, so that the floor's run differs from make's in the requirements alone (a pin only
+torch 2.14.1's CUDA build needs, nvidia-*, stays inert beside torch 2.13.0's CPU build).
 """
 from __future__ import annotations
 
@@ -58,6 +62,10 @@ def floor(requirement: str) -> tuple[str, str]:
     return name, found.group(1)
 
 
+def locked(path: Path = LOCK) -> dict[str, str]:
+    return dict(line.split("==") for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
 def resolve(python: str, keep: str | None) -> list[tuple[str, str]]:
     """(name, version) of every package a fresh `pip install -e .[dev]` would install, era-s7 aside."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,8 +94,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.floors is not None:
         extras = [e for e in args.floors.split(",") if e]
-        print("# pyproject.toml's floors (scripts/lock.py --floors): what `make test-floor` installs")
-        print("\n".join(f"{name}=={version}" for name, version in map(floor, requirements(extras))))
+        floors = {canonical(name): version for name, version in map(floor, requirements(extras))}
+        direct = {canonical(REQUIREMENT.match(r).group(1)) for r in requirements()}
+        rest = {name: version for name, version in locked().items() if name not in direct}
+        print(f"# make test-floor's constraints (scripts/lock.py --floors {args.floors}): pyproject.toml's floors,")
+        print("# then every other package at constraints.txt's version")
+        print("".join(f"{name}=={version}\n" for name, version in floors.items()), end="")
+        print("".join(f"{name}=={version}\n" for name, version in sorted(rest.items())), end="")
         return 0
     for requirement in requirements():
         floor(requirement)  # every range has its floor

@@ -63,6 +63,9 @@ def test_the_floors_are_what_test_floor_installs_and_lie_below_the_lock():
     printed = subprocess.run([sys.executable, REPO_ROOT / "scripts" / "lock.py", "--floors", "notebooks,web,test"],
                              check=True, capture_output=True, text=True).stdout
     assert "torch==2.13.0\n" in printed and "torchvision" not in printed  # the floor's torch is a CPU build
+    printed = dict(line.split("==") for line in printed.splitlines() if not line.startswith("#"))
+    direct = {canonicalize_name(r.name) for r in REQUIREMENTS}
+    assert {n: v for n, v in printed.items() if n not in direct} == {n: v for n, v in locked.items() if n not in direct}
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "FLOOR_EXTRAS := notebooks,web,test" in makefile and "scripts/lock.py --floors $(FLOOR_EXTRAS)" in makefile
 
