@@ -12,8 +12,8 @@ anew, to the newest version the ranges allow. Without --keep, everything is. The
 the ranges. A local version label (torch's +cpu, +cu130) is dropped: `torch==2.14.1` admits any build of 2.14.1.
 
 The floors: the runtime requirements and those of EXTRAS each at its floor (the `>=` of its range), every other
-package at the lock's version, so that the floor's run differs from make's in the requirements alone (a pin only
-torch 2.14.1's CUDA build needs, nvidia-*, stays inert beside torch 2.13.0's CPU build).
+package at the lock's version, so that the floor's run differs from make's in the requirements alone; but for the
+packages of torch's own build (nvidia-*, cuda-*, triton), which each torch release pins for itself.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ HEADER = """\
 # pyproject.toml's ranges) for CPython {python} on {platform}; do not edit by hand. Installed as constraints:
 #     pip install -c constraints.txt -e ".[{extra}]"
 """
+TORCH_BUILD = re.compile(r"nvidia-.*|cuda-.*|triton")  # what a torch release pins for its own build
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
 
 
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
         extras = [e for e in args.floors.split(",") if e]
         floors = {canonical(name): version for name, version in map(floor, requirements(extras))}
         direct = {canonical(REQUIREMENT.match(r).group(1)) for r in requirements()}
-        rest = {name: version for name, version in locked().items() if name not in direct}
+        rest = {name: version for name, version in locked().items()
+                if name not in direct and not TORCH_BUILD.fullmatch(name)}
         print(f"# make test-floor's constraints (scripts/lock.py --floors {args.floors}): pyproject.toml's floors,")
         print("# then every other package at constraints.txt's version")
         print("".join(f"{name}=={version}\n" for name, version in floors.items()), end="")
