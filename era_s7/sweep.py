@@ -219,7 +219,8 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
         in_se = f"{diff / se:+.1f}" if n >= 2 and se > 0 else "—"
         lines.append(f"| {c} | {runs[0]['params']:,} | {len(runs)} | {statistics.mean(means.values()):.3f} ± {spread:.3f} | "
                      f"{held}/{len(runs)} | {paired} | {in_se} | {statistics.mean(r['total_seconds'] for r in runs):.0f} |")
-    conditions = sorted({condition(r) for c in candidates for r in load_sweep(c, split, sweeps_dir)["runs"]})
+    conditions = sorted({condition(r) for c in candidates for r in load_sweep(c, split, sweeps_dir)["runs"]
+                         if "device" in r})
     if conditions:  # what the seconds (and the floats) were measured on
         lines.append(f"\nRuns made on {'; '.join(conditions)}; s / run is wall time, two runs at a time.")
     return "\n".join(lines)
@@ -326,7 +327,7 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
         rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ else ""  # choices are made per round only
         files = round_dir(sweeps_dir, round_) if round_ else precision_dir(sweeps_dir, precision)
         docs = "".join(f"- `{c}`: {describe(c)}\n" for c in candidates or [] if describe(c))
-        body = (f"{docs}\n{sweep_table(split, candidates, files, baseline)}\n\n{rule}"
+        body = (f"{docs}\n" * bool(docs) + f"{sweep_table(split, candidates, files, baseline)}\n\n{rule}"
                 f"Each run's last-5 min / mean:\n\n{seeds_matrix(split, files, candidates)}")
         text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END, body)
     atomic_write_bytes(doc, text.encode())
