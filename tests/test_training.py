@@ -239,3 +239,17 @@ def test_no_decay_exempts_exactly_the_named_parameters():
     assert len(training.decay_groups(model, "", 1e-4)) == 1  # none named: the plain optimizer
     with pytest.raises(ValueError, match="'pointwise'.*unknown"):
         training.check_hyperparameters(dict(no_decay="pointwise"))
+
+
+def test_import_makes_openmp_threads_wait_passively_unless_told_otherwise():
+    """Two notebooks at once: OpenMP's spinning threads took each other's cores (scripts/omp_wait_check.py)."""
+    import os
+    import subprocess
+    import sys
+    code = "import era_s7, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("OMP_WAIT_POLICY")}
+    read = lambda **extra: subprocess.run([sys.executable, "-c", code], env={**env, **extra}, text=True,  # noqa: E731
+                                          capture_output=True, check=True).stdout.strip()
+    assert read() == "PASSIVE"
+    assert read(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"  # the user's own setting is kept
+    assert read(ERA_S7_OMP_WAIT_POLICY="keep") == "None"
