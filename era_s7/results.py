@@ -167,6 +167,11 @@ def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
         record = load_record(path)
         if "history" not in record and "runs" not in record:
             continue  # not a training run (e.g. bench-<device>.json)
+        if record.get("kind") == "check":  # a learner's model (python -m era_s7.check), not one of era_s7/model.py
+            from .check import stale_problems
+
+            problems += stale_problems(record, path)
+            continue
         for run in runs_of(record):
             cls = getattr(models, run.get("model", ""), None)
             if cls is None:

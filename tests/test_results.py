@@ -159,3 +159,16 @@ def test_headline_and_condition_say_what_the_runs_say():
             "99.473 % ± 0.018") in report.headline(record)
     assert report.condition(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
     assert report.condition(dict(device="cuda")) == "cuda"  # older records: only what they have
+
+
+def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
+    """A learner's model (era_s7.check) is not in era_s7/model.py: its record is checked against the class it names."""
+    from era_s7 import check
+    (tmp_path / "mine.py").write_text("from torch import nn\n\nclass Mine(nn.Module):\n    pass\n")
+    sha = results.model_source_sha256(check.load_class(f"{tmp_path / 'mine.py'}:Mine"))
+    record = dict(name="mine", kind="check", model="Mine", model_spec="mine.py:Mine", model_source_sha256=sha,
+                  runs=[dict(model="Mine", model_source_sha256=sha, history=[])])
+    results.save_json(record, tmp_path / "mine.json")
+    assert results.stale_records(tmp_path) == []
+    results.save_json(dict(record, model_source_sha256="0" * 64), tmp_path / "mine.json")
+    assert "changed after its check" in results.stale_records(tmp_path)[0]
