@@ -240,6 +240,10 @@ CANDIDATES = {
     "dsx41-ls005": Candidate(dsx41, {**STEP3, "label_smoothing": 0.05},
                              ON_DSX41 + "label smoothing 0.05 instead of 0.1 (0 lost in round 5; a smaller value "
                              "was never tried)"),
+    "dsx41-distill": Candidate(dsx41, {**STEP3, "distill": 0.5},
+                               ON_DSX41 + "self-distillation from the weight EMA after epoch 3: half the loss is the KL "
+                               "towards its predictions at temperature 2 (Tarvainen & Valpola's mean teacher, 2017; "
+                               "Hinton et al., 2015); about 1.3x the compute of a step, no extra parameters"),
 }
 
 
@@ -267,7 +271,7 @@ ROUNDS = {
     "round 5": ("dsx41", ["dsx41-rot0", "dsx41-ls0"], "bf16"),  # the ablation's leads, paired with Model_3
     # how the parameters are trained, on the Intel Xeon with AMX (its own folder: ROUND_DIRS)
     "round 6": ("dsx41", ["dsx41-b64", "dsx41-b64-lr014", "dsx41-b64-lr007", "dsx41-lr02", "dsx41-nodecay",
-                          "dsx41-wd5e4", "dsx41-ls005", "dsx41-ema999"], "bf16"),
+                          "dsx41-wd5e4", "dsx41-ls005", "dsx41-ema999", "dsx41-distill"], "bf16"),
 }
 # round -> the folder under the sweeps' root that holds its files (default: the root): a round swept under
 # another condition than the rounds before it keeps its own files, named by that condition's processor

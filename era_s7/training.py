@@ -34,6 +34,10 @@ HYPERPARAMETERS = dict(
     ema=0.0,                # decay of an exponential moving average of the weights (0: off); the EMA is evaluated
     ema_also=0.0,           # a second EMA decay followed beside `ema` and evaluated each epoch (0: off); it never
                             # feeds back, so one run also yields the run with ema=ema_also (`with_ema_also`)
+    distill=0.0,            # self-distillation from the weight EMA: weight of the KL term towards the EMA's softened
+                            # predictions (0: off; needs `ema`); the labels' loss gets 1 - distill
+    distill_after=3,        # epochs trained before the EMA teaches (it must first have forgotten the initial weights)
+    distill_temperature=2.0,  # the softmax temperature of both sides of the KL term (Hinton et al., 2015)
     no_decay="",            # parameters without weight decay: "" (none), "batchnorm", "depthwise" or both,
                             # "depthwise+batchnorm" (MobileNet's practice for filters of 9 weights, and BN's)
     bf16=False,             # bf16 autocast; pays where the hardware has bf16 units (research log: measure)
@@ -158,6 +162,10 @@ def check_hyperparameters(hp: dict) -> dict:
         raise ValueError(f"ema={hp['ema']!r} and ema_also={hp['ema_also']!r} must be in [0, 1) (0 turns it off)")
     if hp["ema_also"] and not hp["ema"]:
         raise ValueError("ema_also is a second EMA beside `ema`: set ema too")
+    if not 0 <= hp["distill"] < 1 or (hp["distill"] and not hp["ema"]):
+        raise ValueError(f"distill={hp['distill']!r} must be in [0, 1), and needs a weight EMA (ema > 0) to learn from")
+    if not hp["distill_temperature"] > 0 or not isinstance(hp["distill_after"], int) or hp["distill_after"] < 0:
+        raise ValueError("distill_temperature must be > 0 and distill_after a whole number of epochs >= 0")
     bad = set(filter(None, hp["no_decay"].split("+"))) - set(NO_DECAY)
     if bad:
         raise ValueError(f"no_decay={hp['no_decay']!r}: {sorted(bad)} unknown; allowed: '', {', '.join(NO_DECAY)} "
@@ -249,9 +257,19 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> t
     return torch.cat([F.softmax(model(x[i:i + batch_size]).float(), 1) for i in range(0, len(x), batch_size)])
 
 
-def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None):
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the softened predictions, (n, 10) logits each, times temperature**2 so that its
+    gradients keep their scale as the temperature changes (Hinton, Vinyals & Dean, "Distilling the Knowledge in a
+    Neural Network", 2015); mean over the batch."""
+    return F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1),
+                    reduction="batchmean", log_target=True) * temperature ** 2
+
+
+def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None, teacher=None):
     """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches.
-    `ema` (an AveragedModel) follows the weights after every step, and so does `ema_also` (a second one)."""
+    `ema` (an AveragedModel) follows the weights after every step, and so does `ema_also` (a second one). With a
+    `teacher` (a model in eval mode: the EMA, for self-distillation as in Tarvainen & Valpola's "Mean teachers",
+    NeurIPS 2017), the loss is (1 - distill) x the labels' + distill x `distillation_loss` towards its predictions."""
     model.train()
     order = torch.randperm(len(x), generator=generator, device=x.device)
     loss_sum = torch.zeros((), device=x.device)
@@ -264,6 +282,11 @@ def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp["label_smoothing"])
+        if teacher is not None:
+            with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
+                teacher_logits = teacher(xb)
+            loss = (1 - hp["distill"]) * loss + hp["distill"] * distillation_loss(
+                logits.float(), teacher_logits.float(), hp["distill_temperature"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -296,7 +319,8 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     history = []
     for epoch in range(1, hp["epochs"] + 1):
         start = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema, ema_also)
+        teacher = ema.module.eval() if hp["distill"] and epoch > hp["distill_after"] else None  # the EMA teaches
+        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema, ema_also, teacher)
         test_loss, test_acc = evaluate(model if ema is None else ema, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
         if ema is not None:

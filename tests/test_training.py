@@ -253,3 +253,20 @@ def test_import_makes_openmp_threads_wait_passively_unless_told_otherwise():
     assert read() == "PASSIVE"
     assert read(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"  # the user's own setting is kept
     assert read(ERA_S7_OMP_WAIT_POLICY="keep") == "None"
+
+
+def test_self_distillation_starts_when_told_and_pulls_towards_the_teacher(tiny_data):
+    """distill=0 or before distill_after: the plain run, bit for bit; after it, the run changes; the KL term is 0
+    exactly when student and teacher agree."""
+    hp = dict(epochs=2, batch_size=50, lr=0.05, ema=0.9, rotate_deg=0.0, translate=0.0)
+    runs = {}
+    for name, extra in [("plain", {}), ("late", dict(distill=0.5, distill_after=2)), ("on", dict(distill=0.5, distill_after=1))]:
+        torch.manual_seed(1)
+        runs[name] = [r["test_loss"] for r in training.fit(Model_3(), tiny_data, {**hp, **extra}, seed=1, log=lambda s: None)]
+    assert runs["late"] == runs["plain"]  # distillation never started
+    assert runs["on"][0] == runs["plain"][0] and runs["on"][1] != runs["plain"][1]  # it starts after epoch 1
+    logits = torch.randn(4, 10)
+    assert training.distillation_loss(logits, logits, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert training.distillation_loss(logits, -logits, 2.0).item() > 0
+    with pytest.raises(ValueError, match="needs a weight EMA"):
+        training.check_hyperparameters(dict(distill=0.5))
