@@ -20,7 +20,6 @@ seeds already done by the same code, recipe and condition are not retrained.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -31,12 +30,10 @@ import os
 import statistics
 import sys
 from pathlib import Path
-from unittest import mock
 
 import torch
 from torch import nn
 
-from . import results
 from .data import atomic_write_bytes
 from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
 from .report import LAST, MAX_EPOCHS, TARGET, held_count, last5_spread, last_accuracies, run_summary
@@ -177,26 +174,18 @@ def probe(cls: type) -> nn.Module:
     return model.train()
 
 
-@contextlib.contextmanager
-def without_receptive_field():
-    """results.make_record computes the receptive field and would fail the whole run of a model the tool refuses;
-    here such a run is recorded with receptive_field None (the refusal is in the check's record)."""
-    with mock.patch.object(results, "receptive_field", lambda model: ([], None)):
-        yield
-
-
-def train_seed(cls: type, seed: int, hp: dict, data: dict, device, rf_known: bool, log=print) -> dict:
-    """One seed's run record (utils.train, not saved: the check's record holds it)."""
+def train_seed(cls: type, seed: int, hp: dict, data: dict, device, log=print) -> dict:
+    """One seed's run record (utils.train, not saved: the check's record holds it; a receptive field the tool refuses
+    is recorded as None by results.make_record)."""
     from .utils import train
 
-    with contextlib.nullcontext() if rf_known else without_receptive_field():
-        return train(f"seed-{seed}", build(cls, seed, device), data, hp, seed, log=log, save=False)
+    return train(f"seed-{seed}", build(cls, seed, device), data, hp, seed, log=log, save=False)
 
 
 def _train_pooled(job) -> dict:
     """A pinned_pool worker: the class loaded again from its spec, one seed trained quietly on the pool's data."""
-    spec, seed, hp, device, rf_known = job
-    return train_seed(load_class(spec), seed, hp, POOL_DATA, device, rf_known, log=lambda line: None)
+    spec, seed, hp, device = job
+    return train_seed(load_class(spec), seed, hp, POOL_DATA, device, log=lambda line: None)
 
 
 # ------------------------------------------------------------------ recipe, seeds
@@ -419,7 +408,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
         print(f"{len(todo)} seeds to train, {workers} at a time (one process per core, one thread each)")
     finished = False
     try:
-        arrived = (pool.imap_unordered(_train_pooled, [(spec, s, hp, "cpu", rf is not None) for s in todo])
+        arrived = (pool.imap_unordered(_train_pooled, [(spec, s, hp, "cpu") for s in todo])
                    if pool is not None else None)
         for seed in seeds:
             if seed in kept:
@@ -427,7 +416,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
             else:
                 print(f"--- seed {seed}")
                 if pool is None:  # trained here: its epochs are printed as they end
-                    done[seed] = train_seed(cls, seed, hp, data, dev, rf is not None)
+                    done[seed] = train_seed(cls, seed, hp, data, dev)
                     save(done)
                     continue
                 while seed not in done:  # any seed that ends is saved at once; they are printed in order

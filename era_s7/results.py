@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .data import atomic_write_bytes
-from .receptive_field import count_parameters, receptive_field
+from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
 from .report import runs_of
 from .training import NATIVE_BF16_FLAGS, cpu_flags
 
@@ -112,14 +112,21 @@ def relabel_arithmetic(results_dir: Path | str = RESULTS_DIR) -> list[str]:
 
 def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history: list[dict],
                 total_seconds: float) -> dict:
+    """A run's record (RECORD_KEYS). A model whose receptive field the tool refuses (ReceptiveFieldError) is recorded
+    with receptive_field None and the refusal in receptive_field_refused: the trained run is kept, the number not
+    guessed."""
     device = next(model.parameters()).device
+    try:
+        rf, refused = receptive_field(model)[1], {}
+    except ReceptiveFieldError as err:
+        rf, refused = None, dict(receptive_field_refused=str(err))
     return dict(
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         device_name=device_name(device), arithmetic=arithmetic(device), threads=torch.get_num_threads(),
         precision="bf16" if hp.get("bf16") else "fp32",
         memory_format="channels_last" if hp.get("channels_last") else "contiguous",
-        torch=torch.__version__, hyperparameters=hp, receptive_field=receptive_field(model)[1],
+        torch=torch.__version__, hyperparameters=hp, receptive_field=rf, **refused,
         history=history, total_seconds=total_seconds, commit=git_commit(),
         model_source_sha256=model_source_sha256(type(model)),
     )

@@ -172,3 +172,11 @@ def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
     assert results.stale_records(tmp_path) == []
     results.save_json(dict(record, model_source_sha256="0" * 64), tmp_path / "mine.json")
     assert "changed after its check" in results.stale_records(tmp_path)[0]
+
+
+def test_a_trained_run_of_a_model_the_receptive_field_tool_refuses_is_kept_with_rf_unknown():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Upsample(scale_factor=2), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    record = results.make_record("up", model, {}, 1, [], 1.0)
+    assert record["receptive_field"] is None and "Upsample" in record["receptive_field_refused"]
+    assert "receptive_field_refused" not in results.make_record("m3", make_model("Model_3"), {}, 1, [], 1.0)
