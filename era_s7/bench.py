@@ -18,7 +18,7 @@ from torch import nn
 
 from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from .model import MODELS, RECIPES, make_model
-from .results import RESULTS_DIR, device_name, git_commit, save_json
+from .results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
 from .training import (MEMORY_FORMATS, PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer,
                        select_device, set_threads, train_epoch)
 
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
     engine_gflops = train_flops * engine_ips / 1e9
     name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
-        device=device.type, device_name=name, torch=torch.__version__, commit=git_commit(), images_timed=args.images,
+        device=device.type, device_name=name, arithmetic=arithmetic(device), torch=torch.__version__, commit=git_commit(),
+        images_timed=args.images,
         model="Model_3", model_class=timed["Model_3"]["model_class"], params=timed["Model_3"]["params"],
         forward_macs=macs, train_flops_per_image=train_flops, engine_precision=args.precisions[0],
         seed_images_per_s=seed_ips, engine_images_per_s=engine_ips, ratio=engine_ips / seed_ips,
