@@ -180,3 +180,18 @@ def test_a_trained_run_of_a_model_the_receptive_field_tool_refuses_is_kept_with_
     record = results.make_record("up", model, {}, 1, [], 1.0)
     assert record["receptive_field"] is None and "Upsample" in record["receptive_field_refused"]
     assert "receptive_field_refused" not in results.make_record("m3", make_model("Model_3"), {}, 1, [], 1.0)
+
+
+def test_records_made_before_arithmetic_was_recorded_are_labelled_as_inferred(tmp_path):
+    old = dict(name="a", device_name="AMD EPYC", history=[])
+    results.save_json(old, tmp_path / "a.json")
+    results.save_json(dict(old, name="b", device_name="Some CPU"), tmp_path / "b.json")  # unknown: left unknown
+    sweep_file = dict(runs=[dict(old, seed=1)], condition={})
+    results.save_json(sweep_file, tmp_path / "sweeps" / "c.json")
+    assert len(results.relabel_arithmetic(tmp_path)) == 2
+    a = results.load_record(tmp_path / "a.json")
+    assert a["arithmetic"] == "AVX512 +avx512_bf16" and "inferred" in a["arithmetic_inferred"]
+    assert "arithmetic" not in results.load_record(tmp_path / "b.json")
+    assert results.load_record(tmp_path / "sweeps" / "c.json")["condition"]["arithmetic"] == "AVX512 +avx512_bf16"
+    assert results.relabel_arithmetic(tmp_path) == []  # idempotent
+    assert results.arithmetic("cpu").split()[0] == torch.backends.cpu.get_cpu_capability()
