@@ -142,8 +142,10 @@ def derive_runs(source: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> list[
     disk; returns the candidates written to."""
     written = []
     for name, (of, derive, _) in DERIVED.items():
+        if of != source:
+            continue
         have = {r["seed"] for r in load_sweep(name, split, sweeps_dir)["runs"]}
-        new = [r for r in load_sweep(of, split, sweeps_dir)["runs"] if of == source and r["seed"] not in have]
+        new = [r for r in load_sweep(of, split, sweeps_dir)["runs"] if r["seed"] not in have]
         for run in new:
             add_run(name, split, dict(derive(run, f"{name}-seed{run['seed']}"), candidate=name), sweeps_dir)
         written += [name] * bool(new)
