@@ -93,7 +93,9 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
     here = (device_name(device), arithmetic(device), 1 if jobs > 1 else torch.get_num_threads())
     found = {}  # index in runs -> the committed run that stands in for it
     for i, (run_name, model_name, hp, seed) in enumerate(runs):
-        same = [r for r in committed if (r["model"], r["hyperparameters"], r["seed"], r["model_source_sha256"],
+        # a record made before a hyperparameter existed ran with its default (every new one defaults to "off")
+        same = [r for r in committed if (r["model"], check_hyperparameters(r["hyperparameters"]), r["seed"],
+                                         r["model_source_sha256"],
                                          r.get("device_name"), r.get("arithmetic"), r.get("threads")) ==
                 (model_name, hp, seed, model_source_sha256(MODELS[model_name]), *here)]
         if same:

@@ -195,3 +195,16 @@ def test_records_made_before_arithmetic_was_recorded_are_labelled_as_inferred(tm
     assert results.load_record(tmp_path / "sweeps" / "c.json")["condition"]["arithmetic"] == "AVX512 +avx512_bf16"
     assert results.relabel_arithmetic(tmp_path) == []  # idempotent
     assert results.arithmetic("cpu").split()[0] == torch.backends.cpu.get_cpu_capability()
+
+
+def test_a_committed_run_made_before_a_hyperparameter_existed_is_reused(tiny_data, tmp_path, capsys):
+    """New hyperparameters default to off: a record without them is the same recipe, and may stand in."""
+    from era_s7 import utils
+    hp = utils.run_hyperparameters({"ema": 0.9}, 1, True)
+    first = utils.train_runs("old", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path)
+    run = first["runs"][0]
+    run["hyperparameters"] = {k: v for k, v in run["hyperparameters"].items() if k != "distill"}  # made before it
+    results.save_json(dict(first, runs=[run]), tmp_path / "old.json")
+    capsys.readouterr()
+    utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("old",))
+    assert "reused, not retrained" in capsys.readouterr().out
