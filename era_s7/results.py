@@ -20,8 +20,8 @@ from .training import NATIVE_BF16_FLAGS, cpu_flags
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"  # set by `make notebooks`: the staging folder a notebook writes into
-RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "arithmetic", "threads", "precision",
-               "memory_format", "torch",
+RECORD_KEYS = ("name", "model", "params", "epochs", "seed", "device", "device_name", "arithmetic", "threads",
+               "precision", "memory_format", "torch",
                "hyperparameters", "receptive_field", "history", "total_seconds", "commit", "model_source_sha256")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 
@@ -58,8 +58,8 @@ def arithmetic(device: torch.device | str = "cpu", cpuinfo: Path | str = "/proc/
     """What decides the floats a run computes, beyond its code and seed: on the CPU, torch's kernel capability
     (`torch.backends.cpu.get_cpu_capability()`: "AVX2", "AVX512", ...) and the bf16 units its flags name
     (`training.NATIVE_BF16_FLAGS`: oneDNN's bf16 kernels differ by them), e.g. "AVX512 +avx512_bf16 +amx_bf16";
-    on a GPU, "cuda sm_<major><minor>". The processor's model-name line cannot tell these apart ("AMD EPYC" has been both an AVX2 CPU and one with avx512_bf16, and
-    bf16 ran 2.5x slower on the first, through other kernels)."""
+    on a GPU, "cuda sm_<major><minor>". The processor's model-name line cannot tell these apart ("AMD EPYC" has
+    been both an AVX2 CPU and one with avx512_bf16, and bf16 ran 2.5x slower on the first, through other kernels)."""
     device = torch.device(device)
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
@@ -74,7 +74,8 @@ def arithmetic(device: torch.device | str = "cpu", cpuinfo: Path | str = "/proc/
 # (docs/research-log.md, "Performance"): the only Intel Xeon these ran on had AVX-512, AMX and bf16 flags; every
 # "AMD EPYC" record on disk came from the EPYC with avx512_bf16 (the AVX2 EPYC built the engine, and none of its
 # runs is a committed record). `relabel_arithmetic` writes these into the records, with `arithmetic_inferred`.
-INFERRED_ARITHMETIC = {"Intel(R) Xeon(R) Processor": "AVX512 +avx512_bf16 +amx_bf16", "AMD EPYC": "AVX512 +avx512_bf16"}
+INFERRED_ARITHMETIC = {"Intel(R) Xeon(R) Processor": "AVX512 +avx512_bf16 +amx_bf16",
+                       "AMD EPYC": "AVX512 +avx512_bf16"}
 
 CONDITION_KEYS = ("device_name", "arithmetic", "threads", "precision", "memory_format")
 
