@@ -245,7 +245,55 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1", m
     return max(qualified, key=lambda q: q[1], default=None)
 
 
+# The staged rule of rounds 5 on, fixed before their runs: (first seed, last seed, what passing there needs)
+STAGES = ((1, 4, "a positive gain"), (1, 8, "a gain >= 2 SE"), (9, 16, "a gain >= 2 SE on these 8 alone"))
+STAGED_ROUNDS = ("round 5", "round 6")
+
+
+def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float = 2.0) -> tuple[str, str | None]:
+    """Where a candidate stands under the staged rule, from its and the baseline's last-5 means by seed: a screen on
+    seeds 1-4 stops it unless its paired gain is positive; on seeds 1-8 a gain >= `min_se` standard errors qualifies
+    it; fresh seeds 9-16 must replicate that (>= `min_se` standard errors on those 8 alone). Returns (what it has
+    reached, in words with the gain ± SE; the seeds of the stage to run next, "1-4", "1-8" or "9-16", or None once it
+    stopped or passed every stage)."""
+    reached = None
+    for first, last, needs in STAGES:
+        seeds = range(first, last + 1)
+        paired = [s for s in seeds if s in candidate and s in baseline]
+        if len(paired) < len(seeds):
+            return reached or f"screening ({len(paired)} of seeds 1-4 paired)", f"{first}-{last}"
+        diff, se, n = paired_difference({s: candidate[s] for s in seeds}, baseline)
+        gain = f"{diff:+.3f} ± {se:.3f} on seeds {first}-{last}"
+        if not (diff > 0 if last == 4 else se > 0 and diff >= min_se * se):
+            return f"stopped: {gain}, where the rule needs {needs}", None
+        reached = f"passed seeds {first}-{last} ({gain})"
+    return f"replicated ({reached.removeprefix('passed ')}): to the test set", None
+
+
+def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 6") -> str:
+    """Markdown: the staged rule (`stage`) applied to each of the round's candidates, and the sweep command that
+    takes the round on. `sweeps_dir` is the root."""
+    baseline, candidates, precision = ROUNDS[round_]
+    files = round_dir(sweeps_dir, round_)
+    base = last5_means(baseline, split, files)
+    lines, todo = [], {}
+    for c in candidates:
+        reached, seeds = stage(last5_means(c, split, files), base)
+        lines.append(f"- `{c}`: {reached}" + (f"; next: seeds {seeds}" if seeds else ""))
+        if seeds:
+            todo.setdefault(seeds, []).append(c)
+    rule = ("Decision rule (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors on "
+            "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
+    directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
+    nexts = [f"`make sweep CANDIDATE=\"{' '.join([baseline, *cs])}\" SEEDS={seeds} PRECISION={precision}{directory}`"
+             for seeds, cs in sorted(todo.items())]
+    return rule + "\n".join(lines) + ("\n\nNext: " + "; then ".join(nexts) if nexts else "")
+
+
 def decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1") -> str:
+    """The round's rule applied to its runs, in words: the staged rule for STAGED_ROUNDS, else `winner`'s."""
+    if round_ in STAGED_ROUNDS:
+        return staged_decision(split, sweeps_dir, round_)
     chosen = winner(split, sweeps_dir, round_)
     rule = "Decision rule (a gain ≥ 2 standard errors on ≥ 8 paired seeds, the largest such gain): "
     if chosen is None:

@@ -20,9 +20,10 @@ from .data import MNIST_MEAN, MNIST_STD
 HYPERPARAMETERS = dict(
     epochs=15,
     batch_size=128,
-    optimizer="sgd",        # "sgd" (Nesterov momentum) or "adam"
+    optimizer="sgd",        # "sgd" (Nesterov momentum), "adam", or "muon" (Muon on the conv matrices, SGD on the rest)
     lr=0.1,                 # peak learning rate of the schedule
     momentum=0.9,
+    muon_lr=0.02,           # muon: peak learning rate of the Muon part, on the same schedule (Jordan et al.'s 0.02)
     weight_decay=5e-4,
     schedule="onecycle",    # "onecycle", "step" or "constant"; never reads test metrics
     pct_start=0.2,          # onecycle: fraction of steps spent warming up
@@ -81,7 +82,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 MEMORY_FORMATS = {False: torch.contiguous_format, True: torch.channels_last}  # hp["channels_last"] -> format
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "muon")
 SCHEDULES = ("onecycle", "step", "constant")
 BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # the normalised value of a black pixel
 
@@ -150,8 +151,8 @@ def check_hyperparameters(hp: dict) -> dict:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if not isinstance(hp[key], int) or hp[key] <= 0:
             raise ValueError(f"{key}={hp[key]!r} must be a positive integer")
-    if not hp["lr"] > 0:
-        raise ValueError(f"lr={hp['lr']!r} must be > 0")
+    if not hp["lr"] > 0 or not hp["muon_lr"] > 0:
+        raise ValueError(f"lr={hp['lr']!r} and muon_lr={hp['muon_lr']!r} must be > 0")
     if hp["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"optimizer={hp['optimizer']!r}; allowed: {OPTIMIZERS}")
     if hp["schedule"] not in SCHEDULES:
@@ -221,20 +222,67 @@ def decay_groups(model: torch.nn.Module, no_decay: str, weight_decay: float) -> 
             dict(params=[p for p in params if id(p) in exempt], weight_decay=0.0)]
 
 
-def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
-    groups = decay_groups(model, hp["no_decay"], hp["weight_decay"])
-    if hp["optimizer"] == "sgd":
-        opt = torch.optim.SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
-    else:
-        opt = torch.optim.Adam(groups, lr=hp["lr"])
+def muon_matrices(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The weights Muon trains in `optimizer="muon"`: those of every conv that mixes channels (groups == 1: the
+    full 3x3 stem and the pointwise 1x1s), each viewed as a (out, in x k x k) matrix, but the last conv's (the
+    classifier, which Muon's authors leave to the other optimizer, as they do the depthwise filters and BN)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return [m.weight for m in convs[:-1] if m.groups == 1]
+
+
+class Stepped(list):
+    """Optimizers, or their schedulers, stepped as one: `step` and `zero_grad` call each in turn, and
+    `param_groups` lists all of theirs in order (the first optimizer's first group is the one `fit` logs)."""
+
+    def step(self) -> None:
+        for item in self:
+            item.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for item in self:
+            item.zero_grad(set_to_none=set_to_none)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for item in self for group in item.param_groups]
+
+
+def make_schedule(opt: torch.optim.Optimizer, hp: dict, steps_per_epoch: int, max_lr: float,
+                  cycle_momentum: bool = True):
     if hp["schedule"] == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], epochs=hp["epochs"],
-                                                    steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"])
-    elif hp["schedule"] == "step":
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_size"] * steps_per_epoch, gamma=hp["gamma"])
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    return opt, sched
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, epochs=hp["epochs"],
+                                                   steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"],
+                                                   cycle_momentum=cycle_momentum)
+    if hp["schedule"] == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_size"] * steps_per_epoch, gamma=hp["gamma"])
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+
+
+def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
+    """(optimizer, scheduler) of hp["optimizer"] and hp["schedule"], both stepped once per batch.
+
+    "muon": Muon (Jordan et al., "Muon: an optimizer for hidden layers in neural networks", 2024;
+    pytorch-optimizer's `Muon`: Nesterov momentum 0.95, 5 Newton-Schulz steps orthogonalising each update, decoupled
+    weight decay) on `muon_matrices` at peak `muon_lr`, and Nesterov SGD on the rest at peak `lr`, each on its own
+    copy of the schedule (Muon's momentum is not cycled); `Stepped` holds the pair."""
+    groups = decay_groups(model, hp["no_decay"], hp["weight_decay"])
+    if hp["optimizer"] == "adam":
+        opt = torch.optim.Adam(groups, lr=hp["lr"])
+        return opt, make_schedule(opt, hp, steps_per_epoch, hp["lr"])
+    matrices = muon_matrices(model) if hp["optimizer"] == "muon" else []
+    chosen = set(map(id, matrices))
+    groups = [dict(group, params=[p for p in group["params"] if id(p) not in chosen]) for group in groups]
+    opt = torch.optim.SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
+    sched = make_schedule(opt, hp, steps_per_epoch, hp["lr"])
+    if not matrices:
+        return opt, sched
+    try:
+        from pytorch_optimizer import Muon
+    except ImportError:
+        raise ImportError('optimizer="muon" needs pytorch-optimizer: pip install -e ".[search]"') from None
+    muon = Muon([dict(params=matrices, use_muon=True)], lr=hp["muon_lr"], weight_decay=hp["weight_decay"])
+    return (Stepped([opt, muon]),
+            Stepped([sched, make_schedule(muon, hp, steps_per_epoch, hp["muon_lr"], cycle_momentum=False)]))
 
 
 @torch.inference_mode()

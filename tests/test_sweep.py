@@ -179,6 +179,27 @@ def test_decision_rule_takes_the_largest_gain_of_at_least_two_standard_errors_on
     assert sweep.winner("validation", tmp_path, min_se=1000) is None
 
 
+def test_the_staged_rule_screens_on_four_seeds_qualifies_on_eight_and_replicates_on_fresh_ones():
+    noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0] * 2
+    base = {s: 99.40 for s in range(1, 17)}
+    steady = {s: 99.45 + e for s, e in enumerate(noise, 1)}  # +0.05, scatter 0.013: passes every stage
+    assert sweep.stage({s: steady[s] for s in (1, 2, 3)}, base) == ("screening (3 of seeds 1-4 paired)", "1-4")
+    reached, todo = sweep.stage({s: steady[s] for s in range(1, 5)}, base)
+    assert reached.startswith("passed seeds 1-4 (+0.050") and todo == "1-8"
+    assert sweep.stage({s: steady[s] for s in range(1, 9)}, base)[1] == "9-16"
+    reached, todo = sweep.stage(steady, base)
+    assert reached.startswith("replicated (seeds 9-16 (+0.050") and todo is None
+    # a gain that is not positive stops at the screen, whatever seeds 5-8 would say
+    assert sweep.stage({**steady, 1: 99.0}, base) == (
+        "stopped: -0.065 ± 0.112 on seeds 1-4, where the rule needs a positive gain", None)
+    # positive on 1-4 but scattered: under 2 SE on seeds 1-8 stops it
+    scattered = {s: 99.41 + 3 * e for s, e in enumerate(noise, 1)}
+    assert sweep.stage(scattered, base)[0].startswith("stopped: +0.010") and sweep.stage(scattered, base)[1] is None
+    # qualified on 1-8, not replicated on 9-16
+    assert sweep.stage({**steady, **{s: 99.40 for s in range(9, 17)}}, base)[0].startswith("stopped: +0.000 ± 0.000 "
+                                                                                           "on seeds 9-16")
+
+
 def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
     for seed, (fp32, bf16) in enumerate([(99.40, 99.42), (99.44, 99.44), (99.38, 99.42)], 1):
         sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [fp32] * 5), precision="fp32"), tmp_path)
@@ -195,3 +216,36 @@ def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
                   sweep.precision_dir(tmp_path, "bf16"))
     row = sweep.precision_table("validation", ["dsx40"], tmp_path).splitlines()[-1]
     assert row.startswith("| dsx40 | 4 | fp32 seed 4 | 3 | 99.407 | 99.427 | +0.020 ± 0.012 | +1.7 |")
+
+
+def test_the_noscale_plan_computes_what_the_separable_plan_of_its_width_computes():
+    """dsx42-noscale's claim: BN's scale and shift fold exactly into the next conv (depthwise weights and a bias;
+    the head's weights and bias), so a DSX 42 wide with positive BN scales (step 3's are 0.60-0.91 at least) is a
+    DSXNoScale with other weights. (A negative scale would not commute with the max-pool.)"""
+    from era_s7.candidates import DSXNoScale
+    from era_s7.model import DSX
+    torch.manual_seed(0)
+    dsx, noscale = DSX(pre=(42,), post=(42,) * 3).eval(), DSXNoScale(42).eval()
+    norms = [m for m in dsx.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in norms:
+        bn.weight.data.uniform_(0.5, 2.0), bn.bias.data.normal_(), bn.running_mean.data.normal_()
+        bn.running_var.data.uniform_(0.5, 2.0)
+    convs, targets = [m for m in dsx.modules() if isinstance(m, torch.nn.Conv2d)], \
+        [m for m in noscale.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for bn, target in zip(norms, [m for m in noscale.modules() if isinstance(m, torch.nn.BatchNorm2d)]):
+            target.running_mean.copy_(bn.running_mean), target.running_var.copy_(bn.running_var)
+        for i, (conv, target) in enumerate(zip(convs, targets)):
+            if i in (1, 3, 5, 7):  # depthwise, after BN i // 2: its scale into the filter, its shift into a bias
+                bn = norms[i // 2]
+                target.weight.copy_(conv.weight * bn.weight.view(-1, 1, 1, 1))
+                target.bias.copy_(bn.bias * conv.weight.sum((1, 2, 3)))
+            elif i == 9:  # the head, after the last BN and the GAP
+                target.weight.copy_(conv.weight * norms[-1].weight.view(1, -1, 1, 1))
+                target.bias.copy_(conv.weight[:, :, 0, 0] @ norms[-1].bias)
+            else:
+                target.weight.copy_(conv.weight)
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(noscale(x), dsx(x), atol=1e-4, rtol=1e-4)
+    from era_s7.model import Model_3
+    assert count_parameters(noscale) == 7958 and count_parameters(DSXNoScale(41)) == count_parameters(Model_3()) - 211

@@ -270,3 +270,39 @@ def test_self_distillation_starts_when_told_and_pulls_towards_the_teacher(tiny_d
     assert training.distillation_loss(logits, -logits, 2.0).item() > 0
     with pytest.raises(ValueError, match="needs a weight EMA"):
         training.check_hyperparameters(dict(distill=0.5))
+
+
+def test_muon_trains_the_channel_mixing_convs_with_orthogonal_updates_and_sgd_the_rest():
+    """optimizer="muon": the stem and pointwise weights (not the classifier) go to Muon, every other parameter to
+    SGD, each exactly once; Muon's first update of a matrix is orthogonalised (its singular values near 1 x lr)."""
+    torch.manual_seed(0)
+    model = Model_3()
+    matrices = training.muon_matrices(model)
+    assert [tuple(p.shape) for p in matrices] == [(16, 1, 3, 3), (41, 16, 1, 1)] + [(41, 41, 1, 1)] * 3
+    hp = training.check_hyperparameters(dict(optimizer="muon", schedule="constant", muon_lr=0.01, momentum=0.9))
+    opt, sched = training.make_optimizer(model, hp, steps_per_epoch=10)
+    sgd, muon = opt
+    in_sgd = [id(p) for g in sgd.param_groups for p in g["params"]]
+    in_muon = [id(p) for g in muon.param_groups for p in g["params"]]
+    assert sorted(in_muon) == sorted(map(id, matrices)) and not set(in_sgd) & set(in_muon)
+    assert sorted(in_sgd + in_muon) == sorted(map(id, model.parameters()))
+    before = [p.detach().clone() for p in matrices]
+    model(torch.randn(64, 1, 28, 28)).logsumexp(1).mean().backward()
+    opt.step()
+    sched.step()
+    step = (matrices[2].detach() - before[2]).reshape(41, 41) / 0.01
+    singular = torch.linalg.svdvals(step)
+    # Newton-Schulz pulls every singular value of the momentum towards 1; the raw gradient's spread over decades
+    assert singular.max() < 1.5 and (singular > 0.5).float().mean() > 0.9
+    assert torch.linalg.svdvals(matrices[2].grad.reshape(41, 41)).log10().std() > 0.3
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    assert opt.param_groups[0] is sgd.param_groups[0]  # what fit logs as the lr: SGD's
+
+
+def test_muon_without_pytorch_optimizer_names_the_extra(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)
+    with pytest.raises(ImportError, match=r"pip install -e \".\[search\]\""):
+        training.make_optimizer(Model_3(), training.check_hyperparameters(dict(optimizer="muon")), 10)
+    training.make_optimizer(Model_3(), training.check_hyperparameters({}), 10)  # SGD needs none of it
