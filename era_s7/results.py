@@ -90,6 +90,15 @@ def run_condition(run: dict) -> tuple:
             run.get("memory_format", "contiguous"))
 
 
+def condition_of(device: torch.device | str, threads: int, hp: dict) -> dict:
+    """The condition (CONDITION_KEYS -> value) that a run on `device` with `threads` threads and hyperparameters `hp`
+    is made under, as its record states it (`make_record`): `run_condition` of that record is its values."""
+    device = torch.device(device)
+    return dict(device_name=device_name(device), arithmetic=arithmetic(device), threads=threads,
+                precision="bf16" if hp.get("bf16") else "fp32",
+                memory_format="channels_last" if hp.get("channels_last") else "contiguous")
+
+
 def relabel_arithmetic(results_dir: Path | str = RESULTS_DIR) -> list[str]:
     """Write `arithmetic` into every run record under `results_dir` (sweep files included) that lacks it, from
     INFERRED_ARITHMETIC, with `arithmetic_inferred` saying so; a record of a processor not known there is left
@@ -124,10 +133,7 @@ def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history:
     return dict(
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        device_name=device_name(device), arithmetic=arithmetic(device), threads=torch.get_num_threads(),
-        precision="bf16" if hp.get("bf16") else "fp32",
-        memory_format="channels_last" if hp.get("channels_last") else "contiguous",
-        torch=torch.__version__, hyperparameters=hp, receptive_field=rf, **refused,
+        **condition_of(device, torch.get_num_threads(), hp), torch=torch.__version__, hyperparameters=hp, receptive_field=rf, **refused,
         history=history, total_seconds=total_seconds, commit=git_commit(),
         model_source_sha256=model_source_sha256(type(model)),
     )

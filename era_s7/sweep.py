@@ -29,8 +29,8 @@ from .data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS
 from .report import (TARGET, condition, held_count, last_accuracies, paired_difference, replace_between,
                      runs_table)
-from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, arithmetic, device_name, load_record, make_record,
-                      run_condition, save_json)
+from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
+                      save_json)
 from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,
                        usable_cores)
 
@@ -156,9 +156,7 @@ def check_condition(candidates: list[str], split: str, sweeps_dir: Path, precisi
     """ValueError, before anything trains, if a file of the candidates (those with runs to train) holds runs made
     under another condition than a pinned one-thread CPU run here would be (processor, arithmetic, precision,
     memory format)."""
-    hp = PRECISIONS[precision]
-    here = (device_name(torch.device("cpu")), arithmetic("cpu"), 1, precision,
-            "channels_last" if hp.get("channels_last") else "contiguous")
+    here = tuple(condition_of("cpu", 1, PRECISIONS[precision]).values())
     for c in candidates:
         runs = load_sweep(c, split, sweeps_dir)["runs"]
         if runs and run_condition(runs[0]) != here:

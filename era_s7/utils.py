@@ -16,8 +16,8 @@ from .parameters import ParameterError, check_parameters  # noqa: F401
 from .receptive_field import (ReceptiveFieldError, count_parameters, format_receptive_field,  # noqa: F401
                               receptive_field, summary)
 from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
-from .results import (RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, load_weights,  # noqa: F401
-                      make_record, save_json, save_run)
+from .results import (RESULTS_DIR, RESULTS_ENV, arithmetic, condition_of, device_name, load_record,  # noqa: F401
+                      load_weights, make_record, run_condition, save_json, save_run)
 from .training import (HYPERPARAMETERS, PRECISIONS, augment, check_hyperparameters, evaluate, fit,  # noqa: F401
                        format_epoch, pinned_pool, predict, resolve_precision, select_device, set_threads, usable_cores,
                        without_ema)
@@ -90,14 +90,14 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
     committed = [run for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()
                  for run in runs_of(load_record(p))]
     # results depend on the processor and the thread count too: reuse only a run made under this very condition
-    here = (device_name(device), arithmetic(device), 1 if jobs > 1 else torch.get_num_threads())
+    threads = 1 if jobs > 1 else torch.get_num_threads()
     found = {}  # index in runs -> the committed run that stands in for it
     for i, (run_name, model_name, hp, seed) in enumerate(runs):
         # a record made before a hyperparameter existed ran with its default (every new one defaults to "off")
         same = [r for r in committed if (r["model"], check_hyperparameters(r["hyperparameters"]), r["seed"],
-                                         r["model_source_sha256"],
-                                         r.get("device_name"), r.get("arithmetic"), r.get("threads")) ==
-                (model_name, hp, seed, model_source_sha256(MODELS[model_name]), *here)]
+                                         r["model_source_sha256"], run_condition(r)) ==
+                (model_name, hp, seed, model_source_sha256(MODELS[model_name]),
+                 tuple(condition_of(device, threads, hp).values()))]
         if same:
             found[i] = dict(same[0], name=run_name)
     todo = [(*run, str(device)) for i, run in enumerate(runs) if i not in found]
@@ -111,7 +111,8 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
         for i, (run_name, model_name, hp, seed) in enumerate(runs):
             if i in found:
                 print(f"--- {run_name}: {model_name}, seed {seed}: a run of the same code, recipe and seed, made on "
-                      f"{here[0]} with {here[1]} thread(s), is on disk; reused, not retrained. Its epochs:")
+                      f"{found[i]['device_name']} with {found[i]['threads']} thread(s), is on disk; reused, not "
+                      "retrained. Its epochs:")
             else:
                 print(f"--- {run_name}: {model_name}, seed {seed}")
             if i in found or pool is not None:

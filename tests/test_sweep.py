@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from era_s7 import sweep
+from era_s7 import results, sweep
 from era_s7.receptive_field import count_parameters, receptive_field
 
 
@@ -113,7 +113,7 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
 
 
 def test_a_sweep_refuses_another_condition_before_it_trains(tmp_path, monkeypatch):
-    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=sweep.device_name(torch.device("cpu")),
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=results.device_name(torch.device("cpu")),
                arithmetic="AVX2", threads=1)  # made on a CPU of the same name and other kernels
     sweep.add_run("baseline", "validation", run, tmp_path)
     monkeypatch.setattr(sweep, "pinned_pool", lambda *a, **k: pytest.fail("trained despite another condition"))
