@@ -259,7 +259,8 @@ def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float
         seeds = range(first, last + 1)
         paired = [s for s in seeds if s in candidate and s in baseline]
         if len(paired) < len(seeds):
-            return reached or f"screening ({len(paired)} of seeds 1-4 paired)", f"{first}-{last}"
+            progress = f"{len(paired)} of seeds {first}-{last} paired"
+            return (f"{reached}; {progress}" if reached else f"screening ({progress})"), f"{first}-{last}"
         diff, se, n = paired_difference({s: candidate[s] for s in seeds}, baseline)
         gain = f"{diff:+.3f} ± {se:.3f} on seeds {first}-{last}"
         if not (diff > 0 if last == 4 else se > 0 and diff >= min_se * se):
