@@ -133,7 +133,8 @@ def make_record(name: str, model: torch.nn.Module, hp: dict, seed: int, history:
     return dict(
         name=name, model=type(model).__name__, params=count_parameters(model), epochs=len(history), seed=seed,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        **condition_of(device, torch.get_num_threads(), hp), torch=torch.__version__, hyperparameters=hp, receptive_field=rf, **refused,
+        **condition_of(device, torch.get_num_threads(), hp), torch=torch.__version__, hyperparameters=hp,
+        receptive_field=rf, **refused,
         history=history, total_seconds=total_seconds, commit=git_commit(),
         model_source_sha256=model_source_sha256(type(model)),
     )
