@@ -270,8 +270,8 @@ def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float
 
 
 def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 6") -> str:
-    """Markdown: the staged rule (`stage`) applied to each of the round's candidates, and the sweep command that
-    takes the round on. `sweeps_dir` is the root."""
+    """Markdown: the staged rule (`stage`) applied to each of the round's candidates, and the sweep commands that
+    take the round on, the stage nearest adoption first. `sweeps_dir` is the root."""
     baseline, candidates, precision = ROUNDS[round_]
     files = round_dir(sweeps_dir, round_)
     base = last5_means(baseline, split, files)
@@ -285,7 +285,8 @@ def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "ro
             "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
     directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
     nexts = [f"`make sweep CANDIDATE=\"{' '.join([baseline, *cs])}\" SEEDS={seeds} PRECISION={precision}{directory}`"
-             for seeds, cs in sorted(todo.items())]
+             for seeds, cs in sorted(todo.items(), key=lambda item: [f"{a}-{b}" for a, b, _ in STAGES].index(item[0]),
+                                     reverse=True)]
     return rule + "\n".join(lines) + ("\n\nNext: " + "; then ".join(nexts) if nexts else "")
 
 

@@ -200,6 +200,19 @@ def test_the_staged_rule_screens_on_four_seeds_qualifies_on_eight_and_replicates
                                                                                            "on seeds 9-16")
 
 
+def test_the_staged_rule_names_the_next_sweeps_the_stage_nearest_adoption_first(tmp_path):
+    files = sweep.round_dir(tmp_path, "round 5")  # dsx41 against dsx41-rot0 and dsx41-ls0, in bf16
+    noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0]
+    for seed in range(1, 9):
+        runs = [("dsx41", 99.40), ("dsx41-rot0", 99.45 + noise[seed - 1])] + [("dsx41-ls0", 99.5)] * (seed < 3)
+        for name, acc in runs:
+            sweep.add_run(name, "validation", dict(fake_run(name, seed, [acc] * 5), precision="bf16"), files)
+    said = sweep.staged_decision("validation", tmp_path, "round 5")
+    assert "- `dsx41-rot0`: passed seeds 1-8 (+0.050" in said and "- `dsx41-ls0`: screening (2 of seeds 1-4" in said
+    assert said.endswith('Next: `make sweep CANDIDATE="dsx41 dsx41-rot0" SEEDS=9-16 PRECISION=bf16`; '
+                         'then `make sweep CANDIDATE="dsx41 dsx41-ls0" SEEDS=1-4 PRECISION=bf16`')
+
+
 def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
     for seed, (fp32, bf16) in enumerate([(99.40, 99.42), (99.44, 99.44), (99.38, 99.42)], 1):
         sweep.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [fp32] * 5), precision="fp32"), tmp_path)
