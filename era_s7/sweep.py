@@ -284,9 +284,9 @@ def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "ro
     rule = ("Decision rule (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors on "
             "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
     directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
-    nexts = [f"`make sweep CANDIDATE=\"{' '.join([baseline, *cs])}\" SEEDS={seeds} PRECISION={precision}{directory}`"
-             for seeds, cs in sorted(todo.items(), key=lambda item: [f"{a}-{b}" for a, b, _ in STAGES].index(item[0]),
-                                     reverse=True)]
+    nearest_adoption_first = [f"{first}-{last}" for first, last, _ in reversed(STAGES)]
+    nexts = [f"`make sweep CANDIDATE=\"{' '.join([baseline, *todo[seeds]])}\" SEEDS={seeds} PRECISION={precision}"
+             f"{directory}`" for seeds in nearest_adoption_first if seeds in todo]
     return rule + "\n".join(lines) + ("\n\nNext: " + "; then ".join(nexts) if nexts else "")
 
 
