@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .data import atomic_write_bytes, load_mnist
-from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS
+from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
 from .report import (TARGET, condition, held_count, last_accuracies, paired_difference, replace_between,
                      runs_table)
 from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
@@ -306,7 +306,9 @@ def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR, candidates: list[str
     """Markdown: one row per candidate, one column per seed, each cell that run's last-5 min / mean."""
     sweeps = {c: {r["seed"]: r for r in load_sweep(c, split, sweeps_dir)["runs"]} for c in candidates or CANDIDATES}
     sweeps = {c: runs for c, runs in sweeps.items() if runs}
-    seeds = sorted(set().union(*sweeps.values())) if sweeps else []
+    if not sweeps:
+        return "(no runs yet)"
+    seeds = sorted(set().union(*sweeps.values()))
     lines = ["| candidate | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
     for c, runs in sweeps.items():
         cells = [f"{min(last_accuracies(runs[s])):.2f} / {last5_mean(runs[s]):.2f}" if s in runs else "" for s in seeds]
@@ -316,10 +318,14 @@ def seeds_matrix(split: str, sweeps_dir: Path = SWEEPS_DIR, candidates: list[str
 
 def search_doc_sections(split: str) -> dict[str, tuple[str | None, str, list[str] | None, str]]:
     """The generated sections of docs/search.md for a split: marker label -> (round or None, baseline, candidates,
-    precision). On the validation split, where choices are made, one per round; on the test split one per
-    precision, for every candidate swept there."""
+    precision); a round's files are in its folder (round_dir), the others' in the root's precision folder. On the
+    validation split, where choices are made, one per round; on the test split, every candidate swept there in
+    fp32 at the root, and each TEST_CONFIRMATIONS round's confirmation runs, paired with its baseline's where it
+    has them."""
     if split == "test":
-        return {"test split": (None, BASELINE, None, "fp32")}
+        return {"test split": (None, BASELINE, None, "fp32"),
+                **{f"test split, {round_}": (round_, ROUNDS[round_][0], [ROUNDS[round_][0], *confirmed],
+                                             ROUNDS[round_][2]) for round_, confirmed in TEST_CONFIRMATIONS.items()}}
     return {f"{split} split, {round_}": (round_, baseline, [baseline, *candidates], precision)
             for round_, (baseline, candidates, precision) in ROUNDS.items()}
 
@@ -374,7 +380,8 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
     for label, (round_, baseline, candidates, precision) in search_doc_sections(split).items():
         if SEARCH_START.format(section=label) not in text:
             continue
-        rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ else ""  # choices are made per round only
+        # choices are made per round, on the validation split only
+        rule = f"{decision(split, sweeps_dir, round_)}\n\n" if round_ and split == "validation" else ""
         files = round_dir(sweeps_dir, round_) if round_ else precision_dir(sweeps_dir, precision)
         docs = "".join(f"- `{c}`: {describe(c)}\n" for c in candidates or [] if describe(c))
         body = (f"{docs}\n" * bool(docs) + f"{sweep_table(split, candidates, files, baseline)}\n\n{rule}"

@@ -80,15 +80,20 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
 
     On the CPU the runs go `jobs` at a time (default: one per usable core), each in its own process pinned to
     its own core with one thread; elsewhere one at a time. `reuse` names committed results (e.g. "step3",
-    "seeds") whose runs stand in for a run, instead of training it again, when their model code,
-    hyperparameters and seed are the run's own and they were made under this very condition."""
+    "seeds", or a pattern under results/ such as "sweeps/**/*-test": the search's runs on the test split) whose runs
+    stand in for a run, instead of training it again, when their model code, hyperparameters and seed are the run's
+    own, they were trained on the full training set and scored on the test set (a sweep's validation-split runs
+    never are), and they were made under this very condition."""
     from .model import MODELS, make_model
     from .results import model_source_sha256
 
     device = torch.device(device)
     jobs = min(jobs or len(usable_cores()), len(runs)) if device.type == "cpu" else 1
-    committed = [run for r in reuse if (p := Path(results_dir or RESULTS_DIR) / f"{r}.json").is_file()
-                 for run in runs_of(load_record(p))]
+    root = Path(results_dir or RESULTS_DIR)
+    # each keeps the file it was first trained into (a run of a study that reused it names the sweep file)
+    committed = [dict(run, reused_from=run.get("reused_from", str(p.relative_to(root)))) for r in reuse
+                 for p in sorted(root.glob(f"{r}.json")) for run in runs_of(load_record(p))
+                 if run.get("split", "test") == "test"]
     # results depend on the processor and the thread count too: reuse only a run made under this very condition
     threads = 1 if jobs > 1 else torch.get_num_threads()
     found = {}  # index in runs -> the committed run that stands in for it
@@ -99,7 +104,7 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
                 (model_name, hp, seed, model_source_sha256(MODELS[model_name]),
                  tuple(condition_of(device, threads, hp).values()))]
         if same:
-            found[i] = dict(same[0], name=run_name)
+            found[i] = dict({k: v for k, v in same[0].items() if k not in ("candidate", "split")}, name=run_name)
     todo = [(*run, str(device)) for i, run in enumerate(runs) if i not in found]
     workers = min(jobs, len(todo))
     pool = pinned_pool(workers, "cpu", data) if jobs > 1 and todo else None
@@ -111,8 +116,8 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
         for i, (run_name, model_name, hp, seed) in enumerate(runs):
             if i in found:
                 print(f"--- {run_name}: {model_name}, seed {seed}: a run of the same code, recipe and seed, made on "
-                      f"{found[i]['device_name']} with {found[i]['threads']} thread(s), is on disk; reused, not "
-                      "retrained. Its epochs:")
+                      f"{found[i]['device_name']} with {found[i]['threads']} thread(s), is on disk (results/"
+                      f"{found[i]['reused_from']}); reused, not retrained. Its epochs:")
             else:
                 print(f"--- {run_name}: {model_name}, seed {seed}")
             if i in found or pool is not None:

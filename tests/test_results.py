@@ -208,3 +208,29 @@ def test_a_committed_run_made_before_a_hyperparameter_existed_is_reused(tiny_dat
     capsys.readouterr()
     utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("old",))
     assert "reused, not retrained" in capsys.readouterr().out
+
+
+def test_a_sweeps_test_split_run_stands_in_for_a_studys_and_a_validation_split_run_never(tiny_data, tmp_path, capsys):
+    """The search's runs on the test split are the notebooks' computation (all 60,000 training images, scored on
+    the test set): a study may reuse one, and says which file it came from; a validation-split run of the same
+    model, recipe and seed was scored on held-out training images, and never stands in."""
+    from era_s7 import sweep, utils
+    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    run = utils.train("c-seed1", make_model("Model_3", 1), tiny_data, hp, 1, save=False, log=lambda line: None)
+    folder = tmp_path / "sweeps" / "machine" / "bf16"
+    sweep.add_run("c", "validation", dict(run, candidate="c", split="validation"), folder)
+    capsys.readouterr()
+    record = utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path,
+                              reuse=("sweeps/**/*-validation",))
+    assert "reused" not in capsys.readouterr().out and "reused_from" not in record["runs"][0]
+
+    sweep.add_run("c", "test", dict(run, candidate="c", split="test"), folder)
+    record = utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path,
+                              reuse=("sweeps/**/*-validation", "sweeps/**/*-test"))
+    assert "is on disk (results/sweeps/machine/bf16/c-test.json); reused, not retrained" in capsys.readouterr().out
+    reused = record["runs"][0]
+    assert reused["name"] == "seed-1" and reused["reused_from"] == "sweeps/machine/bf16/c-test.json"
+    assert "split" not in reused and "candidate" not in reused and reused["history"] == run["history"]
+    # a study that reuses the study keeps naming the file the run was trained into
+    again = utils.train_runs("again", [("full", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("study",))
+    assert again["runs"][0]["reused_from"] == "sweeps/machine/bf16/c-test.json"

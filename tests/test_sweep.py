@@ -262,3 +262,32 @@ def test_the_noscale_plan_computes_what_the_separable_plan_of_its_width_computes
     torch.testing.assert_close(noscale(x), dsx(x), atol=1e-4, rtol=1e-4)
     from era_s7.model import Model_3
     assert count_parameters(noscale) == 7958 and count_parameters(DSXNoScale(41)) == count_parameters(Model_3()) - 211
+
+
+def test_round_6s_test_confirmation_is_its_qualifier_built_as_model_3():
+    """model3-b64-nodecay-ls005 must compute what dsx41-b64-nodecay-ls005 did: the same recipe and, from every
+    seed, the same modules with the same initial weights, only under Model_3's name (so the notebooks may reuse it)."""
+    qualifier, confirmation = sweep.CANDIDATES["dsx41-b64-nodecay-ls005"], sweep.CANDIDATES["model3-b64-nodecay-ls005"]
+    assert confirmation.recipe == qualifier.recipe and sweep.TEST_CONFIRMATIONS["round 6"] == ["model3-b64-nodecay-ls005"]
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        a = qualifier.build()
+        torch.manual_seed(seed)
+        b = confirmation.build()
+        assert type(b).__name__ == "Model_3" and [str(m) for m in a.children()] == [str(m) for m in b.children()]
+        assert a.state_dict().keys() == b.state_dict().keys()
+        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
+def test_a_rounds_test_confirmation_gets_a_table_in_its_folder_and_no_decision(tmp_path, monkeypatch):
+    monkeypatch.setitem(sweep.TEST_CONFIRMATIONS, "round 6", ["dsx41-b64"])
+    files = sweep.round_dir(tmp_path, "round 6")
+    for seed in (1, 2):
+        sweep.add_run("dsx41-b64", "test", fake_run("dsx41-b64", seed, [99.5] * 5), files)
+    label = "test split, round 6"
+    assert sweep.search_doc_sections("test")[label] == ("round 6", "dsx41", ["dsx41", "dsx41-b64"], "bf16")
+    doc = tmp_path / "search.md"
+    doc.write_text(f"{sweep.SEARCH_START.format(section=label)}\nold\n{sweep.SEARCH_END}\n")
+    sweep.update_search_doc("test", doc, tmp_path)
+    text = doc.read_text()
+    assert "| dsx41-b64 | " in text and "| 2/2 |" in text and "Decision rule" not in text and "old" not in text
