@@ -271,19 +271,30 @@ def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float
 
 def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 6") -> str:
     """Markdown: the staged rule (`stage`) applied to each of the round's candidates, and the sweep commands that
-    take the round on, the stage nearest adoption first. `sweeps_dir` is the root."""
+    take the round on, the stage nearest adoption first; once a candidate has replicated, the round's choice instead
+    (the largest gain of those that replicated) and the command of its test-set confirmation (TEST_CONFIRMATIONS).
+    `sweeps_dir` is the root."""
     baseline, candidates, precision = ROUNDS[round_]
     files = round_dir(sweeps_dir, round_)
     base = last5_means(baseline, split, files)
-    lines, todo = [], {}
+    lines, todo, replicated = [], {}, []
     for c in candidates:
         reached, seeds = stage(last5_means(c, split, files), base)
         lines.append(f"- `{c}`: {reached}" + (f"; next: seeds {seeds}" if seeds else ""))
         if seeds:
             todo.setdefault(seeds, []).append(c)
+        if reached.startswith("replicated"):
+            replicated.append(c)
     rule = ("Decision rule (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors on "
             "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
     directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
+    if replicated:  # the round has its choice: the others' later stages would decide nothing
+        chosen = max(replicated, key=lambda c: paired_difference(last5_means(c, split, files), base)[0])
+        confirm = " ".join(TEST_CONFIRMATIONS.get(round_, [chosen]))
+        return (rule + "\n".join(lines) + f"\n\nThe round adopts `{chosen}`" +
+                (f" (of {len(replicated)} that replicated, the largest paired gain over all its seeds)"
+                 if len(replicated) > 1 else "") + "; the others' next stages are not run. The test set scores it: "
+                f"`make sweep CANDIDATE=\"{confirm}\" SEEDS=1-20 SPLIT=test PRECISION={precision}{directory}`")
     nearest_adoption_first = [f"{first}-{last}" for first, last, _ in reversed(STAGES)]
     nexts = [f"`make sweep CANDIDATE=\"{' '.join([baseline, *todo[seeds]])}\" SEEDS={seeds} PRECISION={precision}"
              f"{directory}`" for seeds in nearest_adoption_first if seeds in todo]

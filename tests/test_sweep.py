@@ -291,3 +291,18 @@ def test_a_rounds_test_confirmation_gets_a_table_in_its_folder_and_no_decision(t
     sweep.update_search_doc("test", doc, tmp_path)
     text = doc.read_text()
     assert "| dsx41-b64 | " in text and "| 2/2 |" in text and "Decision rule" not in text and "old" not in text
+
+
+def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_confirmation(tmp_path):
+    files = sweep.round_dir(tmp_path, "round 6")
+    noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0] * 2
+    for seed in range(1, 17):
+        runs = [("dsx41", 99.40), ("dsx41-b64-nodecay-ls005", 99.46 + noise[seed - 1])] + [("dsx41-b64", 99.45)] * (seed < 5)
+        for name, acc in runs:
+            sweep.add_run(name, "validation", dict(fake_run(name, seed, [acc] * 5), precision="bf16"), files)
+    said = sweep.staged_decision("validation", tmp_path, "round 6")
+    assert "- `dsx41-b64-nodecay-ls005`: replicated" in said and "- `dsx41-b64`: passed seeds 1-4" in said
+    assert "Next:" not in said and said.endswith(
+        "The round adopts `dsx41-b64-nodecay-ls005`; the others' next stages are not run. The test set scores it: "
+        '`make sweep CANDIDATE="model3-b64-nodecay-ls005" SEEDS=1-20 SPLIT=test PRECISION=bf16 '
+        'DIR=results/sweeps/xeon-amx`')
