@@ -277,19 +277,20 @@ def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "ro
     baseline, candidates, precision = ROUNDS[round_]
     files = round_dir(sweeps_dir, round_)
     base = last5_means(baseline, split, files)
-    lines, todo, replicated = [], {}, []
+    lines, todo, replicated = [], {}, {}  # replicated: candidate -> its paired gain over all its seeds
     for c in candidates:
-        reached, seeds = stage(last5_means(c, split, files), base)
+        means = last5_means(c, split, files)
+        reached, seeds = stage(means, base)
         lines.append(f"- `{c}`: {reached}" + (f"; next: seeds {seeds}" if seeds else ""))
         if seeds:
             todo.setdefault(seeds, []).append(c)
         if reached.startswith("replicated"):
-            replicated.append(c)
+            replicated[c] = paired_difference(means, base)[0]
     rule = ("Decision rule (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors on "
             "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
     directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
     if replicated:  # the round has its choice: the others' later stages would decide nothing
-        chosen = max(replicated, key=lambda c: paired_difference(last5_means(c, split, files), base)[0])
+        chosen = max(replicated, key=replicated.get)
         confirm = " ".join(TEST_CONFIRMATIONS.get(round_, [chosen]))
         return (rule + "\n".join(lines) + f"\n\nThe round adopts `{chosen}`" +
                 (f" (of {len(replicated)} that replicated, the largest paired gain over all its seeds)"

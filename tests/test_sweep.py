@@ -14,6 +14,14 @@ def fake_run(candidate, seed, last5, params=7568):
                 total_seconds=1.0)
 
 
+def add_validation_runs(files, seeds, runs):
+    """`runs(seed)` -> [(candidate, its accuracy on each of the last 5 epochs)]: fake bf16 runs on the validation
+    split, added to the sweep files in `files`."""
+    for seed in seeds:
+        for name, acc in runs(seed):
+            sweep.add_run(name, "validation", dict(fake_run(name, seed, [acc] * 5), precision="bf16"), files)
+
+
 def test_paired_difference_on_a_toy_case():
     candidate = {1: 99.5, 2: 99.6, 3: 99.4}
     baseline = {1: 99.4, 2: 99.5, 3: 99.4, 4: 99.0}  # seed 4 has no partner: left out
@@ -203,10 +211,8 @@ def test_the_staged_rule_screens_on_four_seeds_qualifies_on_eight_and_replicates
 def test_the_staged_rule_names_the_next_sweeps_the_stage_nearest_adoption_first(tmp_path):
     files = sweep.round_dir(tmp_path, "round 5")  # dsx41 against dsx41-rot0 and dsx41-ls0, in bf16
     noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0]
-    for seed in range(1, 9):
-        runs = [("dsx41", 99.40), ("dsx41-rot0", 99.45 + noise[seed - 1])] + [("dsx41-ls0", 99.5)] * (seed < 3)
-        for name, acc in runs:
-            sweep.add_run(name, "validation", dict(fake_run(name, seed, [acc] * 5), precision="bf16"), files)
+    add_validation_runs(files, range(1, 9), lambda seed: [("dsx41", 99.40), ("dsx41-rot0", 99.45 + noise[seed - 1])]
+                        + [("dsx41-ls0", 99.5)] * (seed < 3))
     said = sweep.staged_decision("validation", tmp_path, "round 5")
     assert "- `dsx41-rot0`: passed seeds 1-8 (+0.050" in said and "- `dsx41-ls0`: screening (2 of seeds 1-4" in said
     assert said.endswith('Next: `make sweep CANDIDATE="dsx41 dsx41-rot0" SEEDS=9-16 PRECISION=bf16`; '
@@ -296,10 +302,8 @@ def test_a_rounds_test_confirmation_gets_a_table_in_its_folder_and_no_decision(t
 def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_confirmation(tmp_path):
     files = sweep.round_dir(tmp_path, "round 6")
     noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0] * 2
-    for seed in range(1, 17):
-        runs = [("dsx41", 99.40), ("dsx41-b64-nodecay-ls005", 99.46 + noise[seed - 1])] + [("dsx41-b64", 99.45)] * (seed < 5)
-        for name, acc in runs:
-            sweep.add_run(name, "validation", dict(fake_run(name, seed, [acc] * 5), precision="bf16"), files)
+    add_validation_runs(files, range(1, 17), lambda seed: [("dsx41", 99.40), ("dsx41-b64-nodecay-ls005",
+                                                             99.46 + noise[seed - 1])] + [("dsx41-b64", 99.45)] * (seed < 5))
     said = sweep.staged_decision("validation", tmp_path, "round 6")
     assert "- `dsx41-b64-nodecay-ls005`: replicated" in said and "- `dsx41-b64`: passed seeds 1-4" in said
     assert "Next:" not in said and said.endswith(
