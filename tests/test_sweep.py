@@ -310,3 +310,11 @@ def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_conf
         "The round adopts `dsx41-b64-nodecay-ls005`; the others' next stages are not run. The test set scores it: "
         '`make sweep CANDIDATE="model3-b64-nodecay-ls005" SEEDS=1-20 SPLIT=test PRECISION=bf16 '
         'DIR=results/sweeps/xeon-amx`')
+
+
+def test_model_3s_recipe_is_what_round_6_adopted_and_its_test_confirmation_ran():
+    from era_s7.model import RECIPES
+    adopted = sweep.check_hyperparameters(RECIPES["Model_3"])
+    assert adopted == sweep.check_hyperparameters(sweep.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
+    assert adopted == sweep.check_hyperparameters(sweep.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
+    assert sweep.check_hyperparameters(sweep.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe
