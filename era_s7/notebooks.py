@@ -161,7 +161,7 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
     text = report.replace_between(readme.read_text(), report.README_START, report.README_END, report.readme_table(rows, ABOUT))
     seeds = results_dir / "seeds.json"
     if seeds.is_file():
-        text = report.replace_between(text, report.HEADLINE_START, report.HEADLINE_END, report.headline(load_record(seeds)))
+        text = report.replace_between(text, report.HEADLINE_START, report.HEADLINE_END, report.headline(load_record(seeds), results_dir))
     atomic_write_bytes(readme, text.encode())
 
 

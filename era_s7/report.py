@@ -1,6 +1,7 @@
 """Text generated from results/*.json: each notebook's Result block, the last-epochs table, the README table."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -192,24 +193,38 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
     return "\n".join(steps) + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
 
 
-def headline(record: dict) -> str:
+def headline(record: dict, results_dir: Path | None = None) -> str:
     """The README's headline, from the seeds study's record: on how many seeds step 3 held the target over its
-    last 5 epochs, and the mean of the last-5 means ± its standard error."""
+    last 5 epochs, and the mean of the last-5 means ± its standard error. Where some of its runs were reused from
+    a sweep file under `results_dir` (utils.train_runs: `reused_from` "sweeps/..."), a second sentence gives that
+    whole sweep's numbers: the same model and recipe on all of its seeds."""
     runs = runs_of(record)
     held, n = held_count(record)
     mean, se, _ = last5_spread(runs)
-    return (f"**Step 3 (`{runs[0]['model']}`, {runs[0]['params']:,} parameters, {runs[0]['epochs']} epochs) holds ≥ {TARGET} % on every one "
+    text = (f"**Step 3 (`{runs[0]['model']}`, {runs[0]['params']:,} parameters, {runs[0]['epochs']} epochs) holds ≥ {TARGET} % on every one "
             f"of its last {LAST} epochs on {held} of {n} seeds**, fixed before the runs; the mean of the last-{LAST} means is "
             f"{mean:.3f} % ± {se:.3f} (standard error; [seeds study](notebooks/extended/seeds.ipynb)).")
+    for source in sorted({r["reused_from"] for r in runs if r.get("reused_from", "").startswith("sweeps/")}):
+        if results_dir is None or not (Path(results_dir) / source).is_file():
+            continue
+        sweep = runs_of(json.loads((Path(results_dir) / source).read_text()))
+        s_held, s_n = held_count(dict(runs=sweep))
+        s_mean, s_se, _ = last5_spread(sweep)
+        k = sum(r.get("reused_from") == source for r in runs)
+        text += (f" {k} of those seeds are runs of the search's test-set confirmation (`results/{source}`), which on "
+                 f"all its {s_n} seeds **holds on {s_held} of {s_n}**, mean of the last-{LAST} means {s_mean:.3f} % ± "
+                 f"{s_se:.3f} ([docs/search.md](docs/search.md)).")
+    return text
 
 
 def runs_table(runs: list[dict], target: float = TARGET) -> str:
     """One line per run: final, best, min and mean of the last epochs, whether it held the target; then mean ± std."""
-    lines = [f"{'run':<22}{'model':<9}{'params':>7}{'seed':>5}{'final':>8}{'best':>8}{'last-5 min':>11}{'last-5 mean':>12}  held",
-             "-" * 90]
+    w = max([22, *(len(run["name"]) + 2 for run in runs)])  # a sweep's names (candidate-seedN) may be longer
+    lines = [f"{'run':<{w}}{'model':<9}{'params':>7}{'seed':>5}{'final':>8}{'best':>8}{'last-5 min':>11}{'last-5 mean':>12}  held",
+             "-" * (w + 68)]
     for run in runs:
         s = run_summary(run)
-        lines.append(f"{run['name']:<22}{run['model']:<9}{run['params']:>7,}{s['seed']:>5}{s['final']:>8.2f}{s['best']:>8.2f}"
+        lines.append(f"{run['name']:<{w}}{run['model']:<9}{run['params']:>7,}{s['seed']:>5}{s['final']:>8.2f}{s['best']:>8.2f}"
                      f"{s['last5_min']:>11.2f}{s['last5_mean']:>12.2f}  {'yes' if s['last5_min'] >= target else 'NO'}")
     finals = [run_summary(r)["final"] for r in runs]
     if one_recipe(runs):

@@ -103,7 +103,7 @@ def test_readme_table_matches_the_results():
     rows = [(nb, results.load_record(RESULTS_DIR / f"{Path(nb).stem}.json")) for nb in notebooks.NOTEBOOKS]
     readme = (REPO_ROOT / "README.md").read_text()
     assert report.readme_table(rows, notebooks.ABOUT) in readme
-    assert report.headline(results.load_record(RESULTS_DIR / "seeds.json")) in readme
+    assert report.headline(results.load_record(RESULTS_DIR / "seeds.json"), RESULTS_DIR) in readme
 
 
 def failing_notebook(path: Path) -> Path:

@@ -106,6 +106,15 @@ def test_no_spread_is_reported_across_different_variants():
     assert "final accuracy over" not in runs_table(variants["runs"])
 
 
+def test_the_runs_table_keeps_its_columns_apart_when_a_runs_name_is_long():
+    from era_s7.report import runs_table
+    run = results.make_record("model3-b64-nodecay-ls005-seed10", make_model("Model_3"), {"epochs": 3}, 10,
+                              fake_history(), 3.0)
+    header, _, row = runs_table([run, dict(run, name="seed-2", seed=2)]).splitlines()[:3]
+    assert row.split()[:2] == ["model3-b64-nodecay-ls005-seed10", "Model_3"]
+    assert header.index("model") == row.index("Model_3")
+
+
 def test_pooled_runs_are_the_runs_one_thread_trains_in_process(tiny_data, tmp_path, capsys):
     """Runs spread over pinned one-thread processes give the history a one-thread run here gives, bit for bit,
     come back in their listed order, and reuse a committed one-thread run."""
@@ -158,6 +167,25 @@ def test_headline_and_condition_say_what_the_runs_say():
     assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; the mean of the last-5 means is "
             "99.473 % ± 0.018") in report.headline(record)
     assert report.condition(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
+    assert "confirmation" not in report.headline(record)
+
+
+def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
+    from era_s7 import report
+
+    def run(seed, acc, **extra):
+        return dict(model="Model_3", params=7864, epochs=15, seed=seed, total_seconds=1.0,
+                    history=[dict(test_acc=acc, train_acc=99.0)] * 15, **extra)
+
+    source = "sweeps/x/bf16/model3-test.json"
+    (tmp_path / source).parent.mkdir(parents=True)
+    (tmp_path / source).write_text(json.dumps(dict(runs=[run(s, 99.5 if s != 3 else 99.3) for s in range(1, 5)])))
+    study = dict(name="seeds", runs=[run(1, 99.5), run(2, 99.5, reused_from=source), run(3, 99.3, reused_from=source)])
+    said = report.headline(study, tmp_path)
+    assert said.endswith("2 of those seeds are runs of the search's test-set confirmation (`results/sweeps/x/bf16/"
+                         "model3-test.json`), which on all its 4 seeds **holds on 3 of 4**, mean of the last-5 means "
+                         "99.450 % ± 0.050 ([docs/search.md](docs/search.md)).")
+    assert "confirmation" not in report.headline(study, tmp_path / "elsewhere")  # no such file: no number
     assert report.condition(dict(device="cuda")) == "cuda"  # older records: only what they have
 
 
