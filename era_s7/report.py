@@ -193,6 +193,12 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
     return "\n".join(steps) + "\n\nBeyond the three steps:\n\n" + "\n".join(extended)
 
 
+def reused_sweeps(record: dict) -> list[str]:
+    """The sweep files (paths relative to results/) that some of a study's runs were reused from (utils.train_runs
+    records `reused_from`), sorted."""
+    return sorted({r["reused_from"] for r in runs_of(record) if r.get("reused_from", "").startswith("sweeps/")})
+
+
 def headline(record: dict, results_dir: Path | None = None) -> str:
     """The README's headline, from the seeds study's record: on how many seeds step 3 held the target over its
     last 5 epochs, and the mean of the last-5 means ± its standard error. Where some of its runs were reused from
@@ -204,7 +210,7 @@ def headline(record: dict, results_dir: Path | None = None) -> str:
     text = (f"**Step 3 (`{runs[0]['model']}`, {runs[0]['params']:,} parameters, {runs[0]['epochs']} epochs) holds ≥ {TARGET} % on every one "
             f"of its last {LAST} epochs on {held} of {n} seeds**, fixed before the runs; the mean of the last-{LAST} means is "
             f"{mean:.3f} % ± {se:.3f} (standard error; [seeds study](notebooks/extended/seeds.ipynb)).")
-    for source in sorted({r["reused_from"] for r in runs if r.get("reused_from", "").startswith("sweeps/")}):
+    for source in reused_sweeps(record):
         if results_dir is None or not (Path(results_dir) / source).is_file():
             continue
         sweep = runs_of(json.loads((Path(results_dir) / source).read_text()))

@@ -297,9 +297,8 @@ def test_every_number_in_an_analysis_comes_from_the_results(path):
     analysis = nbformat.read(path, as_version=4).cells[0].source.split("**Analysis**", 1)[1]
     records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
     # and the sweep files a study reused runs from (the search's test-set confirmation): whole records too
-    reused = sorted({run["reused_from"] for r in records for run in r.get("runs", [])
-                     if run.get("reused_from", "").startswith("sweeps/")})
-    records += [results.load_record(RESULTS_DIR / p) for p in reused]
+    reused = {p for r in records if "runs" in r for p in report.reused_sweeps(r)}
+    records += [results.load_record(RESULTS_DIR / p) for p in sorted(reused)]
     known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
     quoted = [q.lstrip("-") for q in re.findall(NUMBER, analysis)]
     assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
