@@ -43,7 +43,7 @@ test: $(STAMP) data
 # (torch 2.13.0, the CPU build), every other package at the lock's version, in .venv-floor; the unit tests
 # there, the notebooks' smoke runs aside (-k).
 FLOOR_VENV := .venv-floor
-FLOOR_EXTRAS := notebooks,web,test,search
+FLOOR_EXTRAS := torchvision,notebooks,web,test,search
 $(FLOOR_VENV)/.installed: pyproject.toml $(LOCK)
 	rm -rf $(FLOOR_VENV)
 	$(PYTHON) -m venv $(FLOOR_VENV)

@@ -170,47 +170,99 @@ def setup_cell(path):
     return nbformat.read(path, as_version=4).cells[2].source
 
 
-def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
-    """Where era_s7 is not installed (Colab), the set-up cell clones the repository and installs it (pip install -e)
-    into the kernel's Python, keeping the runtime's own torch and every other package already there (offline:
-    pip could fetch nothing); running the cell twice, or Colab's "Restart runtime", must find that install
-    instead of cloning again."""
+def colab_kernel(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A Jupyter kernel "colab" whose Python has every dependency (this environment's, seen through a .pth file)
+    but not era_s7, offline (pip can fetch nothing), and Colab's working folder with no era_s7 above it: returns
+    (the kernel's site-packages, the working folder)."""
     import sysconfig
 
-    from nbclient import NotebookClient
-
-    origin = tmp_path / "origin"
-    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(origin)], check=True)
-    # Colab's Python: era_s7 not installed, the dependencies there (this environment's, seen through a .pth file)
     colab = tmp_path / "colab"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
-    site_packages = subprocess.run([colab / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                   check=True, capture_output=True, text=True).stdout.strip()
-    Path(site_packages, "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    site_packages = Path(subprocess.run([colab / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                        check=True, capture_output=True, text=True).stdout.strip())
+    (site_packages / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     kernel = tmp_path / "jupyter" / "kernels" / "colab"
     kernel.mkdir(parents=True)
     (kernel / "kernel.json").write_text(json.dumps({"argv": [str(colab / "bin" / "python"), "-m", "ipykernel_launcher",
                                                              "-f", "{connection_file}"], "display_name": "colab",
                                                     "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("ERA_S7_REPO", str(origin))
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: every dependency is installed already
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")  # pip's spelling of "build with the setuptools installed"
-    work = tmp_path / "content"  # Colab's working folder: no era_s7 anywhere above it
+    work = tmp_path / "content"
     work.mkdir()
+    return site_packages, work
+
+
+def run_cells(sources: list[str], work: Path):
+    """Runs the cells in the "colab" kernel from `work`: (the executed notebook, the error that stopped it or None)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+    try:
+        NotebookClient(nb, kernel_name="colab", resources={"metadata": {"path": str(work)}}).execute()
+    except CellExecutionError as error:
+        return nb, error
+    return nb, None
+
+
+def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart(tmp_path, monkeypatch):
+    """Where era_s7 is not installed (Colab), the set-up cell clones the repository and installs it (pip install -e)
+    into the kernel's Python, keeping the runtime's own torch and every other package already there (offline:
+    pip could fetch nothing); running the cell twice, or Colab's "Restart runtime", must find that install
+    instead of cloning again."""
+    origin = tmp_path / "origin"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(origin)], check=True)
+    site_packages, work = colab_kernel(tmp_path, monkeypatch)
+    monkeypatch.setenv("ERA_S7_REPO", str(origin))
     parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
     for _ in range(2):  # two sessions (a restart), the second running the cell twice
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(parameters)] +
-                                      [nbformat.v4.new_code_cell(setup) for _ in range(_ + 1)] +
-                                      [nbformat.v4.new_code_cell("print(utils.__file__)")])
-        NotebookClient(nb, kernel_name="colab", resources={"metadata": {"path": str(work)}}).execute()
-        assert stdout_of(nb).strip() == str(work / "era-s7" / "era_s7" / "utils.py")
+        nb, error = run_cells([parameters] + [setup] * (_ + 1) + ["print(utils.__file__)"], work)
+        assert error is None
+        printed = stdout_of(nb).strip().splitlines()
+        assert printed[-1] == str(work / "era-s7" / "era_s7" / "utils.py")
+        installs = [line for line in printed if line.startswith("era_s7 installed from")]
+        assert len(installs) == (1 if _ == 0 else 0)  # the second session finds the install
+        assert all("torch==" in line for line in installs)  # the runtime's torch kept, by name
     assert sorted(p.name for p in work.iterdir()) == ["era-s7"]
-    assert list(Path(site_packages).glob("__editable__.era_s7-*.pth"))  # installed, not put on sys.path
-    added = [p.name for p in Path(site_packages).iterdir() if "era_s7" not in p.name]
+    assert list(site_packages.glob("__editable__.era_s7-*.pth"))  # installed, not put on sys.path
+    added = [p.name for p in site_packages.iterdir() if "era_s7" not in p.name]
     assert sorted(added) in (["dependencies.pth"], ["__pycache__", "dependencies.pth"])  # era_s7 alone: all else kept
-    cell = setup_cell(STEP_NOTEBOOKS[0])
-    assert '"-c", constraints.name, "-e", str(root)' in cell and "importlib.metadata.version(name)" in cell
+    assert 'scripts" / "runtime_setup.py"' in setup
+
+
+def test_setup_cell_offline_outside_a_clone_says_what_failed_and_the_fix_in_one_line(tmp_path, monkeypatch):
+    """Kaggle starts a notebook without internet: where the clone fails, the cell stops with one line (what
+    failed, the fix), not git's message and a traceback, and leaves nothing behind (shared/cases/colab_runtime.md)."""
+    _, work = colab_kernel(tmp_path, monkeypatch)
+    monkeypatch.setenv("ERA_S7_REPO", str(tmp_path / "unreachable" / "era-s7"))
+    parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
+    nb, error = run_cells([parameters, setup], work)
+    assert error is not None and error.ename == "SystemExit"
+    assert "cannot clone" in error.evalue and "switch Internet on" in error.evalue
+    assert "ERA_S7_REPO" in error.evalue and "\n" not in error.evalue
+    streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "fatal:" not in streams  # git's own message is not shown
+    assert list(work.iterdir()) == []
+
+
+def test_setup_cell_on_a_runtime_with_a_too_old_torch_names_it_and_installs_nothing(tmp_path, monkeypatch):
+    """A runtime whose torch lies below era_s7's floor: the cell names the package, the runtime's version, the range
+    needed and the one command that fixes it, and installs nothing."""
+    site_packages, work = colab_kernel(tmp_path, monkeypatch)
+    old = site_packages / "torch-2.9.1+cu126.dist-info"  # found before the real one: the kernel's sys.path order
+    old.mkdir()
+    (old / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.9.1+cu126\n")
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(work / "era-s7")], check=True)
+    parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
+    nb, error = run_cells([parameters, setup], work)
+    assert error is not None and error.ename == "SystemExit"
+    printed = stdout_of(nb)
+    floor = re.search(r'"torch(>=[^"]+)"', (REPO_ROOT / "pyproject.toml").read_text()).group(1)
+    assert f"error: this runtime has torch 2.9.1+cu126; era_s7 needs torch{floor}" in printed
+    assert f'fix: %pip install "torch{floor}" torchvision' in printed and "nothing was installed" in printed
+    assert not list(site_packages.glob("*era_s7*")) and not list(site_packages.glob("*era-s7*"))
 
 
 def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
