@@ -47,7 +47,7 @@ def conflicts(project: dict, version_of=installed, python: str | None = None) ->
         requirement = Requirement(line)
         have = version_of(requirement.name)
         if have is not None and not requirement.specifier.contains(have, prereleases=True):
-            found.append((requirement.name, have, str(requirement.specifier)))
+            found.append((requirement.name, have, line[len(requirement.name):].strip()))  # as pyproject.toml writes it
     return found
 
 
