@@ -10,7 +10,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test test-floor lock data bench check check-model report clean sweep predict web web-vendor
+.PHONY: all notebooks test test-floor test-runtimes lock data bench check check-model report clean sweep predict web web-vendor
 
 all: test
 
@@ -40,8 +40,8 @@ test: $(STAMP) data
 	@$(PY) -m pytest -q; code=$$?; scripts/chromium.sh --check; exit $$code
 
 # The floors: pyproject.toml's runtime requirements and the extras' at the lowest versions its ranges admit
-# (torch 2.13.0, the CPU build), every other package at the lock's version, in .venv-floor; the unit tests
-# there, the notebooks' smoke runs aside (-k).
+# (torch 2.10.0 and torchvision 0.25.0, PyPI's builds: CUDA 12.8 on Linux), every other package at the lock's
+# version, in .venv-floor; the unit tests there, the notebooks' smoke runs aside (-k).
 FLOOR_VENV := .venv-floor
 FLOOR_EXTRAS := torchvision,notebooks,web,test,search
 $(FLOOR_VENV)/.installed: pyproject.toml $(LOCK)
@@ -49,11 +49,17 @@ $(FLOOR_VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(PYTHON) scripts/lock.py --floors $(FLOOR_EXTRAS) > $(FLOOR_VENV)/floors.txt
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(FLOOR_VENV)/floors.txt \
-	  -e ".[$(FLOOR_EXTRAS)]"
+	  -e ".[$(FLOOR_EXTRAS)]" setuptools  # the build backend the set-up cell's offline test builds with, as make's has
 	touch $@
 test-floor: $(FLOOR_VENV)/.installed data
 	$(FLOOR_VENV)/bin/python -c "import torch, numpy; print('floor: torch', torch.__version__, 'numpy', numpy.__version__)"
 	$(FLOOR_VENV)/bin/python -m pytest -q -k "not smoke_run_end_to_end"
+
+# The notebooks on Colab's package sets (Python 3.13 with torch 2.11; Python 3.12 with torch 2.10, Kaggle's base):
+# step 3's smoke run through its own set-up cell from a clean clone, the runtime's packages kept
+# (scripts/runtime_check.sh; a venv of ~5 GB each in .venv-runtimes/).
+test-runtimes:
+	scripts/runtime_check.sh
 
 bench: $(STAMP) data
 	$(PY) -m era_s7.bench
@@ -63,7 +69,7 @@ check: $(STAMP)
 	$(PY) -m era_s7.results
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) data .pytest_cache build
+	rm -rf $(VENV) $(FLOOR_VENV) .venv-runtimes data .pytest_cache build
 
 # Regenerate the Result blocks and the README table from results/*.json, running nothing.
 report: $(STAMP)

@@ -219,7 +219,7 @@ def test_setup_cell_installs_the_package_once_and_survives_a_rerun_and_a_restart
     parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
     for _ in range(2):  # two sessions (a restart), the second running the cell twice
         nb, error = run_cells([parameters] + [setup] * (_ + 1) + ["print(utils.__file__)"], work)
-        assert error is None
+        assert error is None, stdout_of(nb)
         printed = stdout_of(nb).strip().splitlines()
         assert printed[-1] == str(work / "era-s7" / "era_s7" / "utils.py")
         installs = [line for line in printed if line.startswith("era_s7 installed from")]

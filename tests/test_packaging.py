@@ -60,15 +60,17 @@ def test_the_floors_are_what_test_floor_installs_and_lie_below_the_lock():
         floor = floors[requirement.name]
         assert requirement.specifier.contains(floor) and f">={floor}" in str(requirement)
         assert Version(floor) <= Version(locked[canonicalize_name(requirement.name)])
-    printed = subprocess.run([sys.executable, REPO_ROOT / "scripts" / "lock.py", "--floors", "notebooks,web,test"],
+    printed = subprocess.run([sys.executable, REPO_ROOT / "scripts" / "lock.py", "--floors", "torchvision,notebooks,web,test"],
                              check=True, capture_output=True, text=True).stdout
-    assert "torch==2.13.0\n" in printed and "torchvision" not in printed  # the floor's torch is a CPU build
+    assert f"torch=={floors['torch']}\n" in printed and f"torchvision=={floors['torchvision']}\n" in printed
+    torch_minor, vision_minor = (Version(floors[name]).minor for name in ("torch", "torchvision"))
+    assert vision_minor == torch_minor + 15  # the torchvision built for the torch floor (0.25 for 2.10, 0.29 for 2.14)
     printed = dict(line.split("==") for line in printed.splitlines() if not line.startswith("#"))
     direct = {canonicalize_name(r.name) for r in REQUIREMENTS}
     kept = {n: v for n, v in locked.items() if n not in direct and not lock.TORCH_BUILD.fullmatch(n)}
     assert {n: v for n, v in printed.items() if n not in direct} == kept and "triton" in locked and "triton" not in kept
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "FLOOR_EXTRAS := notebooks,web,test" in makefile and "scripts/lock.py --floors $(FLOOR_EXTRAS)" in makefile
+    assert "FLOOR_EXTRAS := torchvision,notebooks,web,test" in makefile and "scripts/lock.py --floors $(FLOOR_EXTRAS)" in makefile
 
 
 @pytest.mark.skipif(not IN_MAKES_VENV, reason="the lock describes .venv, which `make` installs")
@@ -90,13 +92,13 @@ def test_make_and_ci_install_from_the_lock_and_ci_checks_the_floor():
     assert '-c $(LOCK) -e ".[dev]"' in makefile
     assert "scripts/lock.py" in makefile.split("\nlock:")[1].split("\n\n")[0]
     ci = (REPO_ROOT / ".ci" / "run").read_text()
-    assert "make test\n" in ci and "make test-floor" in ci and "pip install" not in ci
+    assert "make test\n" in ci and "make test-floor" in ci and "make test-runtimes" in ci and "pip install" not in ci
     assert not (REPO_ROOT / "requirements.txt").exists()  # one lock
 
 
 def test_pip_install_keeps_the_installed_packages(tmp_path):
     """`pip install git+<repo>` (here the work tree, what a clone holds) into an environment that has torch and the
-    rest already, in range (the floor's torch 2.13.0 under `make test-floor`): pip installs era-s7 and nothing else,
+    rest already, in range (the floors' under `make test-floor`): pip installs era-s7 and nothing else,
     offline."""
     report = tmp_path / "report.json"
     subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation",
