@@ -52,7 +52,9 @@ $(FLOOR_VENV)/.installed: pyproject.toml $(LOCK)
 	  -e ".[$(FLOOR_EXTRAS)]" setuptools  # the build backend the set-up cell's offline test builds with, as make's has
 	touch $@
 test-floor: $(FLOOR_VENV)/.installed data
-	$(FLOOR_VENV)/bin/python -c "import torch, numpy; print('floor: torch', torch.__version__, 'numpy', numpy.__version__)"
+	$(FLOOR_VENV)/bin/python -c "import sys, torch, torchvision, numpy, matplotlib, PIL; print('floor: Python', \
+	  sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', \
+	  numpy.__version__, 'matplotlib', matplotlib.__version__, 'Pillow', PIL.__version__)"
 	$(FLOOR_VENV)/bin/python -m pytest -q -k "not smoke_run_end_to_end"
 
 # The notebooks on Colab's package sets (Python 3.13 with torch 2.11; Python 3.12 with torch 2.10, Kaggle's base):
