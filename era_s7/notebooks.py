@@ -93,11 +93,16 @@ def clean_metadata(nb) -> None:
             output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
 
 
-def set_result_block(nb, record: dict) -> None:
-    """Rewrite the Result part of the first (Target/Result/Analysis) cell from the run's record."""
+def set_result_block(nb, record: dict, sweeps_dir: Path = RESULTS_DIR / "sweeps") -> None:
+    """Rewrite the Result part of the first (Target/Result/Analysis) cell from the run's record, and, where the
+    Analysis has its markers, the sentence on the arithmetics the search confirmed the run's model and recipe in
+    (`report.arithmetics_sentence`, from the sweep files under `sweeps_dir`)."""
     start = report.RESULT_START.format(name=record["name"])
-    nb.cells[0].source = report.replace_between(nb.cells[0].source, start, report.RESULT_END,
-                                                report.render_result(record))
+    source = report.replace_between(nb.cells[0].source, start, report.RESULT_END, report.render_result(record))
+    if report.ARITHMETICS_START in source:
+        both = report.arithmetics_sentence(report.runs_of(record)[0], sweeps_dir)
+        source = report.replace_between(source, report.ARITHMETICS_START, report.ARITHMETICS_END, f"- {both}" * bool(both))
+    nb.cells[0].source = source
 
 
 def write_notebook(nb, path: Path) -> None:
@@ -135,7 +140,7 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
         record_path = staging / f"{notebook.stem}.json"
         if not record_path.is_file():
             raise NotebookFailed(f"{notebook} ran but wrote no {record_path.name}; the committed notebook is unchanged.")
-        set_result_block(nb, load_record(record_path))
+        set_result_block(nb, load_record(record_path), results_dir / "sweeps")
         for staged in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = results_dir / staged.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +156,7 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
 def refresh_result_block(notebook: Path, results_dir: Path = RESULTS_DIR) -> None:
     """Regenerate an executed notebook's Result block from its committed results JSON (outputs untouched)."""
     nb = nbformat.read(notebook, as_version=4)
-    set_result_block(nb, load_record(results_dir / f"{notebook.stem}.json"))
+    set_result_block(nb, load_record(results_dir / f"{notebook.stem}.json"), results_dir / "sweeps")
     write_notebook(nb, notebook)
 
 

@@ -262,3 +262,47 @@ def test_a_sweeps_test_split_run_stands_in_for_a_studys_and_a_validation_split_r
     # a study that reuses the study keeps naming the file the run was trained into
     again = utils.train_runs("again", [("full", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("study",))
     assert again["runs"][0]["reused_from"] == "sweeps/machine/bf16/c-test.json"
+
+
+def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
+    """The search's test-set confirmations of one model and recipe in two arithmetics (one folder per condition):
+    found by model, code and recipe (precision apart), the run's own arithmetic first; each one's hold count, and
+    the paired difference in the last-5 mean and in the last-5 minimum, seed by seed."""
+    from era_s7 import report
+
+    def run(seed, last5, gpu, split="test", ema=0.998):
+        hp = dict(ema=ema) if gpu else dict(ema=ema, bf16=True, channels_last=True)
+        return dict(name=f"x-seed{seed}", model="Model_3", model_source_sha256="abc", seed=seed, split=split,
+                    params=7864, epochs=15, total_seconds=1.0, hyperparameters=hp,
+                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5],
+                    device="NVIDIA H200" if gpu else "cpu", device_name="NVIDIA H200" if gpu else "Xeon",
+                    precision="fp32" if gpu else "bf16")
+
+    cpu = [run(1, [99.5] * 5, False), run(2, [99.3] * 5, False), run(3, [99.45] * 5, False)]
+    gpu = [run(1, [99.52] * 4 + [99.47], True), run(2, [99.41] * 5, True), run(3, [99.45] * 5, True)]
+    files = {"a-gpu/x-test.json": gpu, "b-cpu/bf16/x-test.json": cpu,
+             "b-cpu/bf16/x-validation.json": [run(1, [99.5] * 5, False, split="validation")],  # not the test split
+             "c-other/y-test.json": [run(1, [99.5] * 5, True, ema=0.99)]}  # another recipe
+    for path, runs in files.items():
+        (tmp_path / "sweeps" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sweeps" / path).write_text(json.dumps(dict(runs=runs)))
+    found = report.confirmations(cpu[0], tmp_path / "sweeps")
+    assert [path for path, _ in found] == ["sweeps/b-cpu/bf16/x-test.json", "sweeps/a-gpu/x-test.json"]
+    # last-5 means, GPU - CPU: +0.01, +0.11, 0 (mean 0.040, SE 0.035); minima: -0.03, +0.11, 0 (0.027, 0.043)
+    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == (
+        "The search's test-set confirmation in 2 arithmetics: bf16 on a CPU (Xeon) **holds on 2 of 3**, fp32 on a GPU "
+        "(NVIDIA H200) **on 3 of 3**; paired seed by seed, fp32 GPU − bf16 CPU: +0.040 ± 0.035 in the last-5 mean, "
+        "+0.027 ± 0.043 in the last-5 minimum (mean ± standard error over 3 seeds).")
+    table = report.arithmetics_table(cpu[0], tmp_path / "sweeps")
+    assert "| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | 99.417 ± 0.060 | 99.30 (seed 2) |" in table
+    assert "| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | 99.443 ± 0.018 | 99.41 (seed 2) |" in table
+    assert "last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)" in table
+    # seen from the GPU's run, its own file comes first and the difference changes sign
+    assert report.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
+        "bf16 CPU − fp32 GPU: -0.040 ± 0.035 in the last-5 mean, -0.027 ± 0.043 in the last-5 minimum (mean ± standard "
+        "error over 3 seeds).")
+    study = dict(name="seeds", runs=[cpu[0]])
+    assert report.headline(study, tmp_path).endswith(report.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
+    (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
+    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
+    assert "arithmetics" not in report.headline(study, tmp_path)
