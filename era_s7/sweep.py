@@ -2,7 +2,7 @@
 
 A candidate is a layer plan plus overrides of step 3's recipe. `--split validation` (the default) trains on
 the first 50,000 training images and scores on the last 10,000: models are chosen there, never on the test
-set, which scores only the final choice (`--split test`). On the CPU each (candidate, seed) run is one process
+set, which scores a round's choice once it is made (`--split test`). On the CPU each (candidate, seed) run is one process
 pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it. Results go to
 <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it stopped
 (seeds already in the file are not retrained). A file holds one condition (processor, thread count, precision,

@@ -290,19 +290,46 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     assert [path for path, _ in found] == ["sweeps/b-cpu/bf16/x-test.json", "sweeps/a-gpu/x-test.json"]
     # last-5 means, GPU - CPU: +0.01, +0.11, 0 (mean 0.040, SE 0.035); minima: -0.03, +0.11, 0 (0.027, 0.043)
     assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == (
-        "The search's test-set confirmation in 2 arithmetics: bf16 on a CPU (Xeon) **holds on 2 of 3**, fp32 on a GPU "
-        "(NVIDIA H200) **on 3 of 3**; paired seed by seed, fp32 GPU − bf16 CPU: +0.040 ± 0.035 in the last-5 mean, "
-        "+0.027 ± 0.043 in the last-5 minimum (mean ± standard error over 3 seeds).")
+        "The search's test-set confirmation: **2 of 3** seeds hold in bf16 CPU, **3 of 3** in fp32 GPU; fp32 GPU − "
+        "bf16 CPU, paired by seed: +0.040 ± 0.035 (last-5 mean), +0.027 ± 0.043 (last-5 min), ± standard error over "
+        "3 seeds.")
     table = report.arithmetics_table(cpu[0], tmp_path / "sweeps")
     assert "| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | 99.417 ± 0.060 | 99.30 (seed 2) |" in table
     assert "| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | 99.443 ± 0.018 | 99.41 (seed 2) |" in table
     assert "last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)" in table
     # seen from the GPU's run, its own file comes first and the difference changes sign
     assert report.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
-        "bf16 CPU − fp32 GPU: -0.040 ± 0.035 in the last-5 mean, -0.027 ± 0.043 in the last-5 minimum (mean ± standard "
-        "error over 3 seeds).")
+        "bf16 CPU − fp32 GPU, paired by seed: -0.040 ± 0.035 (last-5 mean), -0.027 ± 0.043 (last-5 min), ± standard "
+        "error over 3 seeds.")
     study = dict(name="seeds", runs=[cpu[0]])
     assert report.headline(study, tmp_path).endswith(report.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
     (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
     assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
     assert "arithmetics" not in report.headline(study, tmp_path)
+
+
+def test_result_block_says_whose_weights_were_scored_and_where_the_runs_come_from():
+    """A run evaluated through a weight EMA says so, with its trained weights' own last 5 epochs beside; a study
+    says which of its runs it trained and which it reused or read from others (their seconds were spent elsewhere)."""
+    from era_s7.report import render_result
+
+    def run(seed, ema=0.0, raw=None, seconds=10.0, **extra):
+        history = [dict(epoch=e, test_acc=99.5, train_acc=99.0, **({"raw_test_acc": raw} if raw else {}))
+                   for e in range(1, 16)]
+        return dict(name=f"r{seed}", model="Model_3", params=7864, receptive_field=28, epochs=15, seed=seed,
+                    device="cpu", torch="2.x", hyperparameters=dict(ema=ema), history=history, total_seconds=seconds,
+                    **extra)
+
+    block = render_result(dict(run(1, ema=0.998, raw=99.38), name="step3"))
+    assert "- Test accuracy (weight EMA, decay 0.998): best **99.50%**" in block
+    assert "- Without the EMA: 99.38, 99.38, 99.38, 99.38, 99.38 — min 99.38%\n" in block + "\n"
+    plain = render_result(dict(run(1), name="step1"))
+    assert "EMA" not in plain and "- Test accuracy: best **99.50%**" in plain
+    study = dict(name="study", runs=[run(1, seconds=5.0), run(2, seconds=7.0, reused_from="sweeps/x-test.json"),
+                                     run(3, seconds=11.0, reused_from="step3.json"),
+                                     run(4, seconds=0.0, reused_from="step3.json", derived_from="r3")])
+    assert ("- 4 runs of ≤ 15 epochs, 1 trained here (5 s), 2 reused from earlier records (`reused_from`; 18 s when they "
+            "were trained), 1 read from those without their EMA (no training)") in render_result(study)
+    assert "- 2 runs of ≤ 15 epochs, 12 s in all" in render_result(dict(name="s", runs=[run(1, seconds=5.0), run(2, seconds=7.0)]))
+    reused = render_result(dict(name="s", runs=[run(1, reused_from="a.json"), run(2, reused_from="a.json")]))
+    assert "- 2 runs of ≤ 15 epochs, none trained here, 2 reused from earlier records (`reused_from`; 20 s when" in reused
