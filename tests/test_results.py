@@ -303,6 +303,11 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
         "error over 3 seeds.")
     study = dict(name="seeds", runs=[cpu[0]])
     assert report.headline(study, tmp_path).endswith(report.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
+    # a study that reused the CPU file's runs: that file's mean, and the hold counts once, every arithmetic's
+    reused = report.headline(dict(name="seeds", runs=[dict(cpu[0], reused_from="sweeps/b-cpu/bf16/x-test.json")]),
+                             tmp_path)
+    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`), which on all its 3 seeds has a mean of the last-5 means of "
+            "99.417 % ± 0.060 ([docs/search.md](docs/search.md)). The search's test-set confirmation: **2 of 3**") in reused
     (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
     assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
     assert "arithmetics" not in report.headline(study, tmp_path)
