@@ -338,3 +338,22 @@ def test_result_block_says_whose_weights_were_scored_and_where_the_runs_come_fro
     assert "- 2 runs of ≤ 15 epochs, 12 s in all" in render_result(dict(name="s", runs=[run(1, seconds=5.0), run(2, seconds=7.0)]))
     reused = render_result(dict(name="s", runs=[run(1, reused_from="a.json"), run(2, reused_from="a.json")]))
     assert "- 2 runs of ≤ 15 epochs, none trained here, 2 reused from earlier records (`reused_from`; 20 s when" in reused
+
+
+def test_readme_steps_give_each_step_its_result_from_its_record_and_name_a_repeated_table():
+    from era_s7.report import readme_steps
+
+    def record(name, model, last5, ema=0.0):
+        return dict(name=name, model=model, params=7864, receptive_field=28, epochs=15, seed=1,
+                    hyperparameters=dict(ema=ema), total_seconds=1.0,
+                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5])
+
+    about = {"step1": ("one", "aim one", "read one"), "step2": ("two", "aim two", "read two")}
+    text = readme_steps([("notebooks/step1.ipynb", record("step1", "Model_1", [99.0, 99.5, 99.4, 99.45, 99.5])),
+                         ("notebooks/step2.ipynb", record("step2", "Model_2", [99.5] * 5, ema=0.998))],
+                        about, {"step1": "TABLE", "step2": "TABLE"})
+    assert "### [Step 1](notebooks/step1.ipynb): one\n\n**Target**: aim one" in text and "**Analysis**: read two" in text
+    assert ("**Result** (`results/step1.json`, seed 1): `Model_1`, 7,864 parameters, receptive field 28; last 5 epochs "
+            "99.00, 99.50, 99.40, 99.45, 99.50 %: last-5 min **99.00**, mean 99.37; ≥ 99.4 % on **4 of 5**.") in text
+    assert "last 5 epochs (of the weight EMA) 99.50, 99.50" in text and "≥ 99.4 % on **5 of 5**" in text
+    assert text.count("```\nTABLE\n```") == 1 and "Receptive field, layer by layer: the same table as Step 1's." in text
