@@ -2,7 +2,7 @@
 
 A candidate is a layer plan plus overrides of step 3's recipe. `--split validation` (the default) trains on
 the first 50,000 training images and scores on the last 10,000: models are chosen there, never on the test
-set, which scores only the final choice (`--split test`). On the CPU each (candidate, seed) run is one process
+set, which scores a round's choice once it is made (`--split test`). On the CPU each (candidate, seed) run is one process
 pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it. Results go to
 <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it stopped
 (seeds already in the file are not retrained). A file holds one condition (processor, thread count, precision,
@@ -27,8 +27,8 @@ import torch
 
 from .data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
-from .report import (TARGET, condition, held_count, last_accuracies, paired_difference, replace_between,
-                     runs_table)
+from .report import (TARGET, arithmetic, arithmetics_table, condition, confirmations, held_count, last_accuracies,
+                     paired_difference, replace_between, runs_table)
 from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
                       save_json)
 from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,
@@ -377,6 +377,26 @@ def precision_table(split: str = "validation", candidates: list[str] = PRECISION
     return "\n".join(lines)
 
 
+ARITHMETICS_SECTION = "test split, {round}, every arithmetic"
+
+
+def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
+    """Markdown: a TEST_CONFIRMATIONS round's confirmation in every arithmetic it was run in (`report.confirmations`:
+    the same model, code, recipe and test seeds, one folder per condition under the root `sweeps_dir`), compared
+    by `report.arithmetics_table`; then the conditions, and each run's last-5 min / mean of the files beyond the
+    round's own."""
+    own = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
+    if not own:
+        return "(no runs yet)"
+    found = confirmations(own[0], sweeps_dir)
+    lines = [arithmetics_table(own[0], sweeps_dir), "",
+             "Runs made on " + "; ".join(f"{condition(runs[0])}, torch {runs[0]['torch']}" for _, runs in found) + "."]
+    for path, runs in found[1:]:
+        lines += ["", f"Each run's last-5 min / mean, {arithmetic(runs[0])}:", "",
+                  seeds_matrix("test", (Path(sweeps_dir).parent / path).parent, [runs[0]["candidate"]])]
+    return "\n".join(lines)
+
+
 def describe(candidate: str) -> str:
     """What a candidate changes and where it comes from (its `doc` in era_s7/candidates.py)."""
     known = CANDIDATES.get(candidate) or DERIVED.get(candidate)
@@ -389,6 +409,11 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
     if split == "validation" and SEARCH_START.format(section=PRECISION_SECTION) in text:
         text = replace_between(text, SEARCH_START.format(section=PRECISION_SECTION), SEARCH_END,
                                precision_table(split, sweeps_dir=sweeps_dir))
+    for round_ in TEST_CONFIRMATIONS if split == "test" else ():
+        label = ARITHMETICS_SECTION.format(round=round_)
+        if SEARCH_START.format(section=label) in text:
+            text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END,
+                                   arithmetics_section(round_, sweeps_dir))
     for label, (round_, baseline, candidates, precision) in search_doc_sections(split).items():
         if SEARCH_START.format(section=label) not in text:
             continue

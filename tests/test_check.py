@@ -312,4 +312,4 @@ def test_readme_says_how_to_check_your_model():
     section = readme.split("## Does your model pass?", 1)[1].split("\n## ", 1)[0]
     assert "python -m era_s7.check" in section and "make check-model MODEL=" in section
     assert "make notebooks NB=your_model" in section
-    assert readme.index("## Your own digit") < readme.index("## Does your model pass?") < readme.index("## The three steps")
+    assert readme.index("## The three steps") < readme.index("## Your own digit") < readme.index("## Does your model pass?")

@@ -100,10 +100,28 @@ def test_results_were_produced_by_the_committed_model_code():
 
 
 def test_readme_table_matches_the_results():
-    rows = [(nb, results.load_record(RESULTS_DIR / f"{Path(nb).stem}.json")) for nb in notebooks.NOTEBOOKS]
+    steps, studies = notebooks.readme_rows()
+    assert [Path(nb).stem for nb, _ in steps] == ["step1", "step2", "step3"] and len(studies) == 3
     readme = (REPO_ROOT / "README.md").read_text()
-    assert report.readme_table(rows, notebooks.ABOUT) in readme
+    assert report.readme_steps(steps, notebooks.STEPS, notebooks.rf_tables(steps)) in readme
+    assert report.readme_table(studies, notebooks.ABOUT) in readme
     assert report.headline(results.load_record(RESULTS_DIR / "seeds.json"), RESULTS_DIR) in readme
+    # the steps come first, then how often step 3 holds, then the tools, then the two commands
+    order = [readme.index(s) for s in (report.STEPS_START, report.HEADLINE_START, "## Your own digit",
+                                       "## Does your model pass?", "## Two commands")]
+    assert order == sorted(order)
+
+
+def test_readme_is_short_and_its_step_texts_quote_only_the_records():
+    """A grader's first page: at most 1,500 words (counted as the hand-in hook counts them: comments and link
+    targets aside); the hand-written Target and Analysis lines of the steps quote only numbers of the records."""
+    text = (REPO_ROOT / "README.md").read_text()
+    assert len(re.sub(r"<!--.*?-->|\(http[^)]*\)", " ", text, flags=re.S).split()) <= 1500
+    records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
+    known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
+    quoted = [q.lstrip("-") for _, target, analysis in notebooks.STEPS.values()
+              for q in re.findall(NUMBER, target + " " + analysis)]
+    assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
 
 
 def failing_notebook(path: Path) -> Path:
@@ -321,8 +339,8 @@ def numbers_in_results(records: list[dict]) -> set[str]:
         for run, summary in zip(runs, summaries):
             accs = [row["test_acc"] for row in run["history"]]
             for row in run["history"]:
-                for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds"):
-                    values |= printed(row[key])
+                for key in ("train_loss", "train_acc", "test_loss", "test_acc", "raw_test_acc", "seconds"):
+                    values |= printed(row[key]) if key in row else set()
             for a in accs:
                 for b in accs:
                     values |= printed(abs(a - b))
@@ -339,18 +357,49 @@ def numbers_in_results(records: list[dict]) -> set[str]:
     return values
 
 
+def per_class_accuracies(name: str) -> set[str]:
+    """The per-class test accuracies (%, to 1 decimal, as the confusion figure prints them) of a step's committed
+    weights, results/<name>.pt, recomputed on the test set (empty for a study, which commits no weights)."""
+    from era_s7.data import load_mnist
+    from era_s7.model import make_model
+    from era_s7.plots import confusion_matrix
+    from era_s7.training import predict
+
+    if not (RESULTS_DIR / f"{name}.pt").is_file():
+        return set()
+    model = results.load_weights(make_model(results.load_record(RESULTS_DIR / f"{name}.json")["model"], seed=1,
+                                            device="cpu"), RESULTS_DIR / f"{name}.pt")
+    data = load_mnist(device="cpu")
+    cm = confusion_matrix(data["y_test"], predict(model, data["x_test"]).argmax(1))
+    return {f"{100 * float(cm[i, i]) / float(cm[i].sum()):.1f}" for i in range(10)}
+
+
 NUMBER = r"(?<![\w.])-?\d+\.\d+"
 
 
 @pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.stem)
 def test_every_number_in_an_analysis_comes_from_the_results(path):
     """An Analysis quotes the runs; it does not type numbers of its own (a typo, or a number left from an
-    older run, fails here)."""
+    older run, fails here). Its generated sentence on the arithmetics is checked against its generator below."""
     analysis = nbformat.read(path, as_version=4).cells[0].source.split("**Analysis**", 1)[1]
+    analysis = re.sub(re.escape(report.ARITHMETICS_START) + ".*?" + re.escape(report.ARITHMETICS_END), "", analysis,
+                      flags=re.S)
     records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
     # and the sweep files a study reused runs from (the search's test-set confirmation): whole records too
     reused = {p for r in records if "runs" in r for p in report.reused_sweeps(r)}
     records += [results.load_record(RESULTS_DIR / p) for p in sorted(reused)]
-    known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
+    known = numbers_in_results([r for r in records if "history" in r or "runs" in r]) | per_class_accuracies(path.stem)
     quoted = [q.lstrip("-") for q in re.findall(NUMBER, analysis)]
     assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
+
+
+@pytest.mark.parametrize("path", [REPO_ROOT / "notebooks" / "step3.ipynb", REPO_ROOT / "notebooks" / "extended" / "seeds.ipynb"],
+                         ids=lambda p: p.stem)
+def test_step3_and_the_seeds_study_state_both_arithmetics(path):
+    """Step 3's Analysis and the seeds study's carry the generated sentence on every arithmetic the search confirmed
+    the model and recipe in (bf16 on a CPU, fp32 on a GPU), as the sweep files say it today."""
+    source = nbformat.read(path, as_version=4).cells[0].source
+    record = results.load_record(RESULTS_DIR / f"{path.stem}.json")
+    said = report.arithmetics_sentence(report.runs_of(record)[0], RESULTS_DIR / "sweeps")
+    assert "fp32 GPU" in said and "bf16 CPU" in said
+    assert f"{report.ARITHMETICS_START}\n- {said}\n{report.ARITHMETICS_END}" in source.split("**Analysis**", 1)[1]

@@ -262,3 +262,98 @@ def test_a_sweeps_test_split_run_stands_in_for_a_studys_and_a_validation_split_r
     # a study that reuses the study keeps naming the file the run was trained into
     again = utils.train_runs("again", [("full", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("study",))
     assert again["runs"][0]["reused_from"] == "sweeps/machine/bf16/c-test.json"
+
+
+def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
+    """The search's test-set confirmations of one model and recipe in two arithmetics (one folder per condition):
+    found by model, code and recipe (precision apart), the run's own arithmetic first; each one's hold count, and
+    the paired difference in the last-5 mean and in the last-5 minimum, seed by seed."""
+    from era_s7 import report
+
+    def run(seed, last5, gpu, split="test", ema=0.998):
+        hp = dict(ema=ema) if gpu else dict(ema=ema, bf16=True, channels_last=True)
+        return dict(name=f"x-seed{seed}", model="Model_3", model_source_sha256="abc", seed=seed, split=split,
+                    params=7864, epochs=15, total_seconds=1.0, hyperparameters=hp,
+                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5],
+                    device="NVIDIA H200" if gpu else "cpu", device_name="NVIDIA H200" if gpu else "Xeon",
+                    precision="fp32" if gpu else "bf16")
+
+    cpu = [run(1, [99.5] * 5, False), run(2, [99.3] * 5, False), run(3, [99.45] * 5, False)]
+    gpu = [run(1, [99.52] * 4 + [99.47], True), run(2, [99.41] * 5, True), run(3, [99.45] * 5, True)]
+    files = {"a-gpu/x-test.json": gpu, "b-cpu/bf16/x-test.json": cpu,
+             "b-cpu/bf16/x-validation.json": [run(1, [99.5] * 5, False, split="validation")],  # not the test split
+             "c-other/y-test.json": [run(1, [99.5] * 5, True, ema=0.99)]}  # another recipe
+    for path, runs in files.items():
+        (tmp_path / "sweeps" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sweeps" / path).write_text(json.dumps(dict(runs=runs)))
+    found = report.confirmations(cpu[0], tmp_path / "sweeps")
+    assert [path for path, _ in found] == ["sweeps/b-cpu/bf16/x-test.json", "sweeps/a-gpu/x-test.json"]
+    # last-5 means, GPU - CPU: +0.01, +0.11, 0 (mean 0.040, SE 0.035); minima: -0.03, +0.11, 0 (0.027, 0.043)
+    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == (
+        "The search's test-set confirmation: **2 of 3** seeds hold in bf16 CPU, **3 of 3** in fp32 GPU; fp32 GPU − "
+        "bf16 CPU, paired by seed: +0.040 ± 0.035 (last-5 mean), +0.027 ± 0.043 (last-5 min), ± standard error over "
+        "3 seeds.")
+    table = report.arithmetics_table(cpu[0], tmp_path / "sweeps")
+    assert "| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | 99.417 ± 0.060 | 99.30 (seed 2) |" in table
+    assert "| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | 99.443 ± 0.018 | 99.41 (seed 2) |" in table
+    assert "last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)" in table
+    # seen from the GPU's run, its own file comes first and the difference changes sign
+    assert report.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
+        "bf16 CPU − fp32 GPU, paired by seed: -0.040 ± 0.035 (last-5 mean), -0.027 ± 0.043 (last-5 min), ± standard "
+        "error over 3 seeds.")
+    study = dict(name="seeds", runs=[cpu[0]])
+    assert report.headline(study, tmp_path).endswith(report.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
+    # a study that reused the CPU file's runs: that file's mean, and the hold counts once, every arithmetic's
+    reused = report.headline(dict(name="seeds", runs=[dict(cpu[0], reused_from="sweeps/b-cpu/bf16/x-test.json")]),
+                             tmp_path)
+    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`), which on all its 3 seeds has a mean of the last-5 means of "
+            "99.417 % ± 0.060 ([docs/search.md](docs/search.md)). The search's test-set confirmation: **2 of 3**") in reused
+    (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
+    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
+    assert "arithmetics" not in report.headline(study, tmp_path)
+
+
+def test_result_block_says_whose_weights_were_scored_and_where_the_runs_come_from():
+    """A run evaluated through a weight EMA says so, with its trained weights' own last 5 epochs beside; a study
+    says which of its runs it trained and which it reused or read from others (their seconds were spent elsewhere)."""
+    from era_s7.report import render_result
+
+    def run(seed, ema=0.0, raw=None, seconds=10.0, **extra):
+        history = [dict(epoch=e, test_acc=99.5, train_acc=99.0, **({"raw_test_acc": raw} if raw else {}))
+                   for e in range(1, 16)]
+        return dict(name=f"r{seed}", model="Model_3", params=7864, receptive_field=28, epochs=15, seed=seed,
+                    device="cpu", torch="2.x", hyperparameters=dict(ema=ema), history=history, total_seconds=seconds,
+                    **extra)
+
+    block = render_result(dict(run(1, ema=0.998, raw=99.38), name="step3"))
+    assert "- Test accuracy (weight EMA, decay 0.998): best **99.50%**" in block
+    assert "- Without the EMA: 99.38, 99.38, 99.38, 99.38, 99.38 — min 99.38%\n" in block + "\n"
+    plain = render_result(dict(run(1), name="step1"))
+    assert "EMA" not in plain and "- Test accuracy: best **99.50%**" in plain
+    study = dict(name="study", runs=[run(1, seconds=5.0), run(2, seconds=7.0, reused_from="sweeps/x-test.json"),
+                                     run(3, seconds=11.0, reused_from="step3.json"),
+                                     run(4, seconds=0.0, reused_from="step3.json", derived_from="r3")])
+    assert ("- 4 runs of ≤ 15 epochs, 1 trained here (5 s), 2 reused from earlier records (`reused_from`; 18 s when they "
+            "were trained), 1 read from those without their EMA (no training)") in render_result(study)
+    assert "- 2 runs of ≤ 15 epochs, 12 s in all" in render_result(dict(name="s", runs=[run(1, seconds=5.0), run(2, seconds=7.0)]))
+    reused = render_result(dict(name="s", runs=[run(1, reused_from="a.json"), run(2, reused_from="a.json")]))
+    assert "- 2 runs of ≤ 15 epochs, none trained here, 2 reused from earlier records (`reused_from`; 20 s when" in reused
+
+
+def test_readme_steps_give_each_step_its_result_from_its_record_and_name_a_repeated_table():
+    from era_s7.report import readme_steps
+
+    def record(name, model, last5, ema=0.0):
+        return dict(name=name, model=model, params=7864, receptive_field=28, epochs=15, seed=1,
+                    hyperparameters=dict(ema=ema), total_seconds=1.0,
+                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5])
+
+    about = {"step1": ("one", "aim one", "read one"), "step2": ("two", "aim two", "read two")}
+    text = readme_steps([("notebooks/step1.ipynb", record("step1", "Model_1", [99.0, 99.5, 99.4, 99.45, 99.5])),
+                         ("notebooks/step2.ipynb", record("step2", "Model_2", [99.5] * 5, ema=0.998))],
+                        about, {"step1": "TABLE", "step2": "TABLE"})
+    assert "### [Step 1](notebooks/step1.ipynb): one\n\n**Target**: aim one" in text and "**Analysis**: read two" in text
+    assert ("**Result** (`results/step1.json`, seed 1): `Model_1`, 7,864 parameters, receptive field 28; last 5 epochs "
+            "99.00, 99.50, 99.40, 99.45, 99.50 %: last-5 min **99.00**, mean 99.37; ≥ 99.4 % on **4 of 5**.") in text
+    assert "last 5 epochs (of the weight EMA) 99.50, 99.50" in text and "≥ 99.4 % on **5 of 5**" in text
+    assert text.count("```\nTABLE\n```") == 1 and "Receptive field, layer by layer: the same table as Step 1's." in text
