@@ -135,3 +135,23 @@ def test_the_step_is_named_and_the_graph_needs_cuda(tiny_data, monkeypatch):
         training.fit(make_model("Model_3"), tiny_data, hp, log=lambda s: None)
     with pytest.raises(ValueError, match="'sgd' only"):
         training.fit(make_model("Model_3"), tiny_data, dict(hp, optimizer="adam"), log=lambda s: None)
+
+
+def test_the_gpu_check_runs_on_the_cpu_and_passes_there(tmp_path, capsys):
+    """scripts/graph_check.py, all but the capture (its graphed side is the eager DeviceSGD step on the CPU): the
+    same seed gives the same losses and weights, and its record names what it compared."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("graph_check", Path(__file__).parent.parent / "scripts" / "graph_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert check.main(["--device", "cpu", "--steps", "4", "--time-steps", "0", "--out", str(tmp_path / "c.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads((tmp_path / "c.json").read_text())
+    assert record["steps"] == 5 and record["graphed"] == "device" and record["first_step_differing"] is None
+    assert record["max_abs_weight_diff"] == 0.0 and "graph check passed" in capsys.readouterr().out
