@@ -610,7 +610,7 @@ def ema_decay(decay: float, updates: int) -> float:
 class EMA(torch.optim.swa_utils.AveragedModel):
     """An exponential moving average of the weights and BatchNorm statistics (use_buffers) with the warm-up of
     `ema_decay`, computed on the device: torch's `get_ema_multi_avg_fn` with that decay, bit for bit (the same
-    float64 decay, rounded to float32 as a Python float is, through the same lerp), but without its host reads
+    float64 decay, rounded to float32 as a Python float is; lerp's formula, tested equal), but without its host reads
     (`int(updates)`, `n_averaged == 0`), so a step that updates it waits for nothing and a CUDA graph can hold it.
     The first update copies the weights (lerp with weight 1, exactly), as AveragedModel's does."""
 
@@ -629,8 +629,9 @@ class EMA(torch.optim.swa_utils.AveragedModel):
         n = self.n_averaged
         decay = torch.where(n == 0, 0.0, ((n + 1).double() / (n + 10).double()).clamp(max=self.decay))  # ema_decay
         weight = 1 - decay
-        if floats:
-            torch._foreach_lerp_([a for a, _ in floats], [m for _, m in floats], weight.float())
+        weight32 = weight.float()
+        for a, m in floats:  # lerp_ with a tensor weight: _foreach_lerp_ would read it to the host (a Scalar)
+            a.lerp_(m, weight32)
         for a, m in integers:  # BatchNorm's num_batches_tracked: torch's formula, float32 as with Python floats
             a.copy_(a * decay.float() + m * weight.float())
         n.add_(1)

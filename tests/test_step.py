@@ -4,6 +4,7 @@ import collections
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from era_s7 import training
 from era_s7.model import RECIPES, make_model
@@ -44,6 +45,37 @@ def test_host_reads_of_an_epoch_do_not_grow_with_its_steps(step, mnist, monkeypa
         ema, g = training.make_ema(model, hp["ema"]), torch.Generator().manual_seed(0)
         reads[steps] = host_reads(monkeypatch, lambda: training.train_epoch(model, x, y, opt, sched, hp, g, ema))
     assert reads[20] == reads[40] == {"item": 2}
+
+
+class ScalarReads(TorchDispatchMode):
+    """Counts aten::_local_scalar_dense, where every tensor-to-number conversion lands, those inside C++ too (a
+    0-dim tensor passed as a Scalar: `add_(alpha=t)`, `_foreach_lerp_(..., t)`): each one a sync on a GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("step", ["eager", "device"])
+def test_a_training_step_converts_no_tensor_to_a_number_not_even_inside_cpp(step, mnist):
+    """What CUDA would have to wait for: none in a step of Model_3's recipe with both EMAs and the teacher."""
+    hp = training.check_hyperparameters({**RECIPES["Model_3"], "ema_also": 0.99, "distill": 0.3})
+    model = make_model("Model_3")
+    opt, sched = training.make_optimizer(model, hp, 10)
+    opt = training.Scheduled(opt, sched) if step == "eager" else training.DeviceSGD(
+        opt, *training.schedule_table(model, hp, 10))
+    averages = [training.make_ema(model, hp["ema"]), training.make_ema(model, hp["ema_also"])]
+    sums = (torch.zeros(()), torch.zeros((), dtype=torch.long))
+    g = torch.Generator().manual_seed(0)
+    with ScalarReads() as reads:
+        for k in range(3):
+            training.train_step(model, mnist["x_train"], mnist["y_train"], torch.arange(64 * k, 64 * k + 64), hp, g,
+                                opt, sums, averages, teacher=averages[0].module.eval())
+    assert reads.count == 0 and sums[0] > 0
 
 
 def _main_s_ema(model, decay):
