@@ -21,6 +21,7 @@
 # trained (tests/test_step.py runs it).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # era_s7 from this checkout (the GPU machine installs nothing)
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/gpu-run-out}
 mkdir -p "$OUT"

@@ -110,12 +110,13 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         run = build("device", data)
         losses(run, [64] * 3)  # lazy initialisation and cuDNN's first calls may sync; the steps after may not
+        order = torch.randperm(len(run["x"]), device=device)  # the epoch's shuffle, outside the step
+        sums = (torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
+        torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                order = torch.randperm(len(run["x"]), device=device)
-                sums = (torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
                 for i in range(0, 64 * 20, 64):
                     training.train_step(run["model"], run["x"], run["y"], order[i:i + 64], run["hp"], run["gen"],
                                         run["opt"], sums, [run["ema"]])
