@@ -400,6 +400,9 @@ def schedule_table(model: torch.nn.Module, hp: dict, steps_per_epoch: int) -> tu
     return table[..., 0].contiguous(), table[..., 1].contiguous()
 
 
+WARMUP_STEPS = 3  # steps run (and undone) before each capture of GraphedSteps
+
+
 class DeviceSGD:
     """Nesterov SGD (torch.optim.SGD's update: weight decay, momentum without dampening, Nesterov) whose learning
     rate and momentum are device tensors: rows of `schedule_table`, indexed by a step counter on the device, so
@@ -414,7 +417,8 @@ class DeviceSGD:
         self.groups = [dict(params=list(g["params"]), weight_decay=g["weight_decay"]) for g in opt.param_groups]
         if any(g["dampening"] or not g["nesterov"] or g["maximize"] for g in opt.param_groups):
             raise ValueError("DeviceSGD implements Nesterov SGD without dampening (make_optimizer's)")
-        self.lr, self.momentum = lr.to(device), momentum.to(device)
+        pad = lambda t: torch.cat([t, t[-1:].expand(WARMUP_STEPS, -1)]).to(device)  # noqa: E731
+        self.lr, self.momentum = pad(lr), pad(momentum)  # a capture's warm-up may step past the end (undone)
         self.count = torch.zeros(1, dtype=torch.long, device=device)  # steps taken: the row of the tables
         self.buffers = [[torch.zeros_like(p) for p in g["params"]] for g in self.groups]
 
@@ -457,8 +461,10 @@ class GraphedSteps:
     fixes the run. Warm-up steps run on a side stream with a scratch generator, and every tensor they change is
     restored afterwards, so capturing changes no weight and no draw. `opt` must be a `DeviceSGD`."""
 
+    device_type = "cuda"  # where graphs are captured (a test's subclass replays eagerly on the CPU)
+
     def __init__(self, model, x, y, hp, generator, opt: DeviceSGD, averages=()):
-        if x.device.type != "cuda":
+        if x.device.type != self.device_type:
             raise ValueError(f"step='graph' captures CUDA graphs; the data are on {x.device}: use step='eager'")
         if hp["bf16"]:
             raise ValueError("step='graph' is fp32 only (bf16 autocast caches casts, which a graph cannot; on the "
@@ -477,30 +483,37 @@ class GraphedSteps:
         return ([t for m in modules for t in (*m.parameters(), *m.buffers())] + self.opt.state() + list(self.sums))
 
     def capture(self, n: int, teacher) -> None:
-        key = (n, teacher is not None)
+        """The step of batch size n (and `teacher`) recorded for replay; every tensor the warm-up changed, and the
+        run's generator, restored."""
         idx = self.idx[n] = self.idx.get(n, torch.arange(n, device=self.x.device))
         saved = [t.detach().clone() for t in self.state()]
+        draws = self.generator.get_state()
         scratch = torch.Generator(device=self.x.device).manual_seed(0)
         run = lambda g: train_step(self.model, self.x, self.y, idx, self.hp, g, self.opt, self.sums,  # noqa: E731
                                    self.averages, teacher)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):  # cuDNN's choices, the gradients' memory, lazy initialisation
-                run(scratch)
-        torch.cuda.current_stream().wait_stream(side)
-        draws = self.generator.get_state()
-        graph = torch.cuda.CUDAGraph()
-        graph.register_generator_state(self.generator)
-        with torch.cuda.graph(graph, pool=self.pool):
-            run(self.generator)
-        self.pool = self.pool or graph.pool()
+        self.graphs[(n, teacher is not None)] = self.record(run, scratch)
         with torch.no_grad():
             for t, value in zip(self.state(), saved):
                 t.copy_(value)
         if not torch.equal(self.generator.get_state(), draws):
             self.generator.set_state(draws)
-        self.graphs[key] = graph
+
+    def record(self, run, scratch):
+        """Warm-up steps on a side stream (`run(scratch)`: cuDNN's choices, the gradients' memory, lazy
+        initialisation), then `run(self.generator)` captured as a CUDA graph sharing one memory pool with the
+        others; returns its replay."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                run(scratch)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(self.generator)  # each replay advances the run's own generator
+        with torch.cuda.graph(graph, pool=self.pool):
+            run(self.generator)
+        self.pool = self.pool or graph.pool()
+        return graph.replay
 
     def run_epoch(self, order: torch.Tensor, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Replays one step per batch of `order` (shuffled indices, on the device); the epoch's (loss sum, correct)."""
@@ -512,7 +525,7 @@ class GraphedSteps:
             if (n, teacher is not None) not in self.graphs:
                 self.capture(n, teacher)
             self.idx[n].copy_(order[i:i + n])
-            self.graphs[(n, teacher is not None)].replay()
+            self.graphs[(n, teacher is not None)]()
         return tuple(t.clone() for t in self.sums)
 
 

@@ -187,3 +187,37 @@ def test_the_gpu_check_runs_on_the_cpu_and_passes_there(tmp_path, capsys):
     record = json.loads((tmp_path / "c.json").read_text())
     assert record["steps"] == 5 and record["graphed"] == "device" and record["first_step_differing"] is None
     assert record["max_abs_weight_diff"] == 0.0 and "graph check passed" in capsys.readouterr().out
+
+
+class EagerReplay(training.GraphedSteps):
+    """GraphedSteps with the capture replaced by the step itself: on the CPU, everything but torch.cuda.graph."""
+    device_type = "cpu"
+
+    def record(self, run, scratch):
+        for _ in range(training.WARMUP_STEPS):  # the warm-up, as on CUDA: its changes must all be undone
+            run(scratch)
+        return lambda: run(self.generator)
+
+
+def test_graphed_steps_replay_the_device_step_exactly_short_batches_and_teacher_included(tiny_data):
+    """Two epochs of 1,000 images (15 x 64 + 40: two recorded steps, the second for the short batch) and a teacher
+    from epoch 2 (two more): the same losses and weights, bit for bit, as the device step, so the warm-up before
+    each capture restores every tensor it changed and the static index takes each batch."""
+    hp = training.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2, "ema_also": 0.99, "distill": 0.3,
+                                         "distill_after": 1})
+    x, y = tiny_data["x_train"][:1000], tiny_data["y_train"][:1000]
+    runs = {}
+    for replayed in (False, True):
+        model = make_model("Model_3")
+        opt, _ = training.make_optimizer(model, hp, 16)
+        opt = training.DeviceSGD(opt, *training.schedule_table(model, hp, 16))
+        ema, ema_also = training.make_ema(model, hp["ema"]), training.make_ema(model, hp["ema_also"])
+        gen = torch.Generator().manual_seed(4)
+        graphed = EagerReplay(model, x, y, hp, gen, opt, [ema, ema_also]) if replayed else None
+        epochs = [training.train_epoch(model, x, y, opt, None, hp, gen, ema, ema_also,
+                                       ema.module.eval() if epoch > 1 else None, graphed) for epoch in (1, 2)]
+        runs[replayed] = (epochs, [t.clone() for t in (*model.state_dict().values(), *ema.state_dict().values())])
+        if replayed:
+            assert sorted(graphed.graphs) == [(40, False), (40, True), (64, False), (64, True)]
+    assert runs[True][0] == runs[False][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[True][1], runs[False][1]))
