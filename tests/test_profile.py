@@ -18,7 +18,8 @@ def test_the_profile_of_a_step_names_its_condition_and_its_parts_add_up(tmp_path
     record = json.loads((tmp_path / "p.json").read_text())
     assert all(record[k] is not None for k in CONDITION_KEYS) and record["threads"] == 1
     assert record["precision"] == "fp32" and record["recipe"] == "Model_3" and record["batch_size"] == 64
-    leaves = [n for n, m in profile.build("Model_3", torch.device("cpu")).named_modules() if n and not list(m.children())]
+    built = profile.build("Model_3", torch.device("cpu"))
+    leaves = [n for n, m in built.named_modules() if n and not list(m.children())]
     assert sorted(m["module"] for m in record["modules"]) == sorted(leaves)
     assert all(m["forward_ms"] > 0 for m in record["modules"])  # every layer's forward was seen
     assert sum(p["percent"] for p in record["phases"]) == pytest.approx(100.0)

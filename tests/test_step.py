@@ -126,7 +126,8 @@ def test_device_sgd_is_torch_s_sgd_to_rounding():
     hp = training.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2})
     models = [make_model("Model_3"), make_model("Model_3")]
     opt, sched = training.make_optimizer(models[0], hp, 30)
-    ours = training.DeviceSGD(training.make_optimizer(models[1], hp, 30)[0], *training.schedule_table(models[1], hp, 30))
+    ours = training.DeviceSGD(training.make_optimizer(models[1], hp, 30)[0],
+                              *training.schedule_table(models[1], hp, 30))
     gen = torch.Generator().manual_seed(0)
     for _ in range(60):
         for a, b in zip(*(m.parameters() for m in models)):
@@ -175,13 +176,15 @@ def test_the_gpu_check_runs_on_the_cpu_and_passes_there(tmp_path, capsys):
     import importlib.util
     import json
     from pathlib import Path
-    spec = importlib.util.spec_from_file_location("graph_check", Path(__file__).parent.parent / "scripts" / "graph_check.py")
+    script = Path(__file__).parent.parent / "scripts" / "graph_check.py"
+    spec = importlib.util.spec_from_file_location("graph_check", script)
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        assert check.main(["--device", "cpu", "--steps", "4", "--time-steps", "0", "--out", str(tmp_path / "c.json")]) == 0
+        out = str(tmp_path / "c.json")
+        assert check.main(["--device", "cpu", "--steps", "4", "--time-steps", "0", "--out", out]) == 0
     finally:
         torch.set_num_threads(threads)
     record = json.loads((tmp_path / "c.json").read_text())
