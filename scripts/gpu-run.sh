@@ -10,7 +10,8 @@
 #   3. Model_3 (candidate model3-b64-nodecay-ls005: today's model and recipe) on test seeds 1-20 in fp32 with the
 #      graphed step, 20 processes sharing the GPU, into results/sweeps/cuda-graph/ (a condition of its own: its
 #      floats are not the eager step's), to be paired with ../shared/gpu/model3-b64-nodecay-ls005-test.json (the
-#      eager runs on the same seeds). A run alone should take ~10 s (0.6 ms x 14,070 steps + 15 evaluations);
+#      eager runs on the same seeds). A run alone should take ~10-15 s (0.6-0.9 ms x 14,070 steps: the probe's 0.535
+#      ms without augmentation and EMA, plus ~60 small kernels of theirs; + 15 evaluations of ~0.08 s);
 #      20 at once time-share the GPU: ~3-5 min expected, 6 min allowed (an interrupted sweep keeps its runs).
 # Expected in all: ~6-8 min of the 10-minute call, plus the machine's start (1-2 min) of the 15 minutes' budget.
 # Before the call, here:   mkdir -p .gpu && tar czf .gpu/mnist.tgz -C data/ -h MNIST/raw
