@@ -12,14 +12,15 @@
 #      floats are not the eager step's), to be paired with ../shared/gpu/model3-b64-nodecay-ls005-test.json (the
 #      eager runs on the same seeds). A run alone should take ~10-15 s (0.6-0.9 ms x 14,070 steps: the probe's 0.535
 #      ms without augmentation and EMA, plus ~60 small kernels of theirs; + 15 evaluations of ~0.08 s);
-#      20 at once time-share the GPU: ~3-5 min expected, 6 min allowed (an interrupted sweep keeps its runs).
+#      20 at once time-share the GPU: ~3-5 min expected, 5.5 min allowed (an interrupted sweep keeps its runs).
 # Expected in all: ~6-8 min of the 10-minute call, plus the machine's start (1-2 min) of the 15 minutes' budget.
 # Before the call, here:   mkdir -p .gpu && tar czf .gpu/mnist.tgz -C data/ -h MNIST/raw
 #                          grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >> .git/info/exclude
 # The call:  device run: bash scripts/gpu-run.sh   carry: [".gpu"]   timeout_s: 600
 # What comes back under $OUT: graph-check.json, bench-cuda.json, the sweep file, gpu-run.log (commit the first
 # three to results/ after reading them). --dry-run: parts 1 and 2 on the CPU, tiny, and part 3's sweep listed, not
-# trained (tests/test_step.py runs it).
+# trained (about 30 s here; tests/test_step.py runs part 1's CPU mode). Time limits 120 + 120 + 330 s: the call's
+# 600 s hold them all.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # era_s7 from this checkout (the GPU machine installs nothing)
@@ -38,10 +39,10 @@ fi
 if [[ -f .gpu/mnist.tgz && ! -d data/MNIST/raw ]]; then mkdir -p data && tar xzf .gpu/mnist.tgz -C data; fi
 $PY -m era_s7.data
 echo "== 1. graph check $JOBS_NOTE"
-timeout 150 $PY scripts/graph_check.py --device $DEVICE $CHECK --out "$OUT/graph-check.json"
+timeout 120 $PY scripts/graph_check.py --device $DEVICE $CHECK --out "$OUT/graph-check.json"
 echo "== 2. bench $JOBS_NOTE"
 if [[ $DEVICE == cuda ]]; then
-    timeout 150 $PY -m era_s7.bench --device cuda $BENCH && cp results/bench-cuda.json "$OUT/" || echo "bench failed or timed out"
+    timeout 120 $PY -m era_s7.bench --device cuda $BENCH && cp results/bench-cuda.json "$OUT/" || echo "bench failed or timed out"
 else
     tmp=$(mktemp -d); cp results/bench-cpu.json "$tmp/" 2>/dev/null || true
     $PY -m era_s7.bench --device cpu $BENCH; cp results/bench-cpu.json "$OUT/bench-dry-run.json"
@@ -51,7 +52,7 @@ echo "== 3. Model_3 on test seeds, step=$STEP $JOBS_NOTE"
 if [[ $DEVICE == cpu ]]; then  # a full epoch is minutes on a CPU: the dry run lists what the sweep would train
     ERA_S7_STEP=$STEP $PY -m era_s7.sweep model3-b64-nodecay-ls005 --split test --precision fp32 --table --dir "$DIR"
 else
-    ERA_S7_STEP=$STEP timeout 360 $PY -m era_s7.sweep model3-b64-nodecay-ls005 --split test --precision fp32 \
+    ERA_S7_STEP=$STEP timeout 330 $PY -m era_s7.sweep model3-b64-nodecay-ls005 --split test --precision fp32 \
         --device $DEVICE $SWEEP --dir "$DIR" || echo "sweep stopped (time limit?): the runs finished are kept"
 fi
 cp -r "$DIR"/. "$OUT/" 2>/dev/null || true
