@@ -10,7 +10,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test test-floor test-runtimes lock data bench check check-model report clean sweep predict web web-vendor
+.PHONY: all notebooks test test-floor test-runtimes lock data bench profile check check-model report clean sweep predict web web-vendor
 
 all: test
 
@@ -63,8 +63,16 @@ test-floor: $(FLOOR_VENV)/.installed data
 test-runtimes:
 	scripts/runtime_check.sh
 
+# DEVICE=cuda: on a GPU, the engine's step replayed as a CUDA graph beside the eager one
+DEVICE ?= auto
 bench: $(STAMP) data
-	$(PY) -m era_s7.bench
+	$(PY) -m era_s7.bench --device $(DEVICE)
+
+# Where one training step goes, in ms and % by module, phase and op (torch.profiler); the record:
+# results/profile-<model>-<precision>.json. make profile MODEL=Model_3 PRECISION=bf16 THREADS=1
+THREADS ?=
+profile: $(STAMP) data
+	$(PY) -m era_s7.profile --model $(MODEL) --precision $(PRECISION) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
 
 # Fails when a results/*.json was not produced by the committed model code.
 check: $(STAMP)

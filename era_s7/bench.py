@@ -19,8 +19,8 @@ from torch import nn
 from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from .model import MODELS, RECIPES, make_model
 from .results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
-from .training import (MEMORY_FORMATS, PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer,
-                       select_device, set_threads, train_epoch)
+from .training import (MEMORY_FORMATS, PRECISIONS, STEPS, DeviceSGD, GraphedSteps, check_hyperparameters, evaluate,
+                       make_ema, make_optimizer, schedule_table, select_device, set_threads, train_epoch)
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
@@ -107,20 +107,31 @@ def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def engine_timings(device: torch.device, images: int, name: str = "Model_3", precision: str = "fp32"
-                   ) -> tuple[float, float]:
-    """(training images/s of a model (`build`) with the step-3 recipe at `precision`, seconds of one full
-    test-set evaluation)."""
+def engine_timings(device: torch.device, images: int, name: str = "Model_3", precision: str = "fp32",
+                   step: str = "eager") -> tuple[float, float]:
+    """(training images/s of a model (`build`) with the step-3 recipe at `precision`, its step run as `step`
+    (training.STEPS: "graph" replays CUDA graphs), seconds of one full test-set evaluation)."""
     data = load_mnist(device=device)
     hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[precision]})
     model = build(name, device).to(memory_format=MEMORY_FORMATS[hp["channels_last"]])
     x, y = data["x_train"][:images], data["y_train"][:images]
-    opt, sched = make_optimizer(model, hp, steps_per_epoch=len(x) // hp["batch_size"] + 1)
+    steps = len(x) // hp["batch_size"] + 1
+    opt, sched = make_optimizer(model, hp, steps_per_epoch=steps)
     ema = make_ema(model, hp["ema"])  # the recipe's weight average costs a step too
     g = torch.Generator(device=device).manual_seed(0)
-    train_epoch(model, x[:hp["batch_size"] * 4], y[:hp["batch_size"] * 4], opt, sched, hp, g, ema)  # warm-up
+    graphed = None
+    if step != "eager":
+        opt, sched = DeviceSGD(opt, *schedule_table(model, hp, steps)), None
+        if step == "graph":
+            graphed = GraphedSteps(model, x, y, hp, g, opt, [ema])
+    if graphed is not None:  # warm-up: captures the graphs (full and short batch) on the data they will read
+        graphed.run_epoch(torch.randperm(len(x), generator=g, device=device)[:hp["batch_size"] * 4 + 32])
+    else:
+        train_epoch(model, x[:hp["batch_size"] * 4], y[:hp["batch_size"] * 4], opt, sched, hp, g, ema)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
-    train_epoch(model, x, y, opt, sched, hp, g, ema)  # reads the device once at the end: timing is complete
+    train_epoch(model, x, y, opt, sched, hp, g, ema, graphed=graphed)  # reads the device once at the end
     train_ips = len(x) / (time.perf_counter() - start)
     start = time.perf_counter()
     evaluate(model, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])
@@ -134,8 +145,12 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["Model_3"],
                         help="what the engine times: classes of era_s7.model or sweep candidates (default Model_3)")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    parser.add_argument("--steps", nargs="+", default=None, choices=list(STEPS),
+                        help="how the engine's step runs (training.STEPS; default: graph and eager on CUDA, "
+                             "eager elsewhere); the first is the headline's. graph: fp32 only")
     args = parser.parse_args(argv)
     device = select_device(args.device)
+    args.steps = args.steps or (["graph", "eager"] if device.type == "cuda" else ["eager"])
     threads = set_threads() if device.type == "cpu" else torch.get_num_threads()
     ensure_mnist()
     if "Model_3" not in args.models:
@@ -149,34 +164,39 @@ def main(argv=None) -> int:
     except RuntimeError:
         peak_bf16 = None
     seed_ips = seed_pipeline_images_per_s(device, args.images)
-    engine = {(m, p): engine_timings(device, args.images, m, p) for m in args.models for p in args.precisions}
-    engine_ips, eval_s = engine[("Model_3", args.precisions[0])]
+    engine = {(m, p, st): engine_timings(device, args.images, m, p, st) for m in args.models for st in args.steps
+              for p in args.precisions if not (st == "graph" and p != "fp32")}  # graphs: fp32 only
+    headline = next(k for k in engine if k[0] == "Model_3")
+    engine_ips, eval_s = engine[headline]
     engine_gflops = train_flops * engine_ips / 1e9
     name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
         device=device.type, device_name=name, arithmetic=arithmetic(device), torch=torch.__version__, commit=git_commit(),
         images_timed=args.images,
         model="Model_3", model_class=timed["Model_3"]["model_class"], params=timed["Model_3"]["params"],
-        forward_macs=macs, train_flops_per_image=train_flops, engine_precision=args.precisions[0],
+        forward_macs=macs, train_flops_per_image=train_flops, engine_precision=headline[1], engine_step=headline[2],
         seed_images_per_s=seed_ips, engine_images_per_s=engine_ips, ratio=engine_ips / seed_ips,
         eval_seconds=eval_s, seconds_per_15_epochs=15 * (TRAIN_IMAGES / engine_ips + eval_s),
         seed_seconds_per_15_epochs=15 * TRAIN_IMAGES / seed_ips,
         peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops, fraction_of_peak=engine_gflops / peak,
-        engine=[dict(**timed[m], precision=p, images_per_s=ips, eval_seconds=ev,
-                     seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (m, p), (ips, ev) in engine.items()],
+        engine=[dict(**timed[m], precision=p, step=st, images_per_s=ips, eval_seconds=ev,
+                     seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (m, p, st), (ips, ev) in engine.items()],
     )
     path = save_json(result, RESULTS_DIR / f"bench-{device.type}.json")
     rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}")]
-    rows += [(f"era_s7 engine, {r['model']}, {r['precision']}", f"{r['images_per_s']:,.0f}",
+    rows += [(f"era_s7 engine, {r['model']}, {r['precision']}, {r['step']}", f"{r['images_per_s']:,.0f}",
               f"{r['seconds_per_15_epochs']:.0f}") for r in result["engine"]]
     print(f"device: {name} | Model_3 ({timed['Model_3']['params']:,} parameters): {macs:,} forward MACs, "
           f"{train_flops / 1e6:.1f} MFLOP per training image")
-    print(f"{'pipeline (step-3 recipe)':<44}{'images/s':>10}{'s / 15 epochs':>15}")
+    print(f"{'pipeline (step-3 recipe)':<52}{'images/s':>10}{'s / 15 epochs':>15}")
     for row in rows:
-        print(f"{row[0]:<44}{row[1]:>10}{row[2]:>15}")
+        print(f"{row[0]:<52}{row[1]:>10}{row[2]:>15}")
     for c in args.models:
-        if {(c, "fp32"), (c, "bf16")} <= set(engine):
-            print(f"{c}: bf16 (autocast + channels_last) / fp32 = {engine[(c, 'bf16')][0] / engine[(c, 'fp32')][0]:.2f}x")
+        if {(c, "fp32", "eager"), (c, "bf16", "eager")} <= set(engine):
+            print(f"{c}: bf16 (autocast + channels_last) / fp32 = "
+                  f"{engine[(c, 'bf16', 'eager')][0] / engine[(c, 'fp32', 'eager')][0]:.2f}x (eager step)")
+        if {(c, "fp32", "eager"), (c, "fp32", "graph")} <= set(engine):
+            print(f"{c}: CUDA graph / eager step = {engine[(c, 'fp32', 'graph')][0] / engine[(c, 'fp32', 'eager')][0]:.2f}x (fp32)")
     print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"
           + (f", bf16 {peak_bf16:,.1f}" if peak_bf16 else "")
           + f" | engine {engine_gflops:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")

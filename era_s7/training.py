@@ -313,41 +313,224 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temper
                     reduction="batchmean", log_target=True) * temperature ** 2
 
 
-def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None, teacher=None):
-    """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches.
-    `ema` (an AveragedModel) follows the weights after every step, and so does `ema_also` (a second one). With a
-    `teacher` (a model in eval mode: the EMA, for self-distillation as in Tarvainen & Valpola's "Mean teachers",
-    NeurIPS 2017), the loss is (1 - distill) x the labels' + distill x `distillation_loss` towards its predictions."""
+def train_step(model, x, y, idx, hp, generator, opt, sums, averages=(), teacher=None) -> None:
+    """One training step on the batch (x[idx], y[idx]): augmentation (draws from `generator`), forward, loss,
+    `opt.zero_grad()`, backward, `opt.step()` (the optimizer and its schedule), then each of `averages` (weight
+    EMAs) follows the weights. Adds the batch's summed loss and count of correct predictions into `sums` (a float
+    and a long 0-dim tensor on x's device). Reads nothing back to the host, so CUDA can capture it whole
+    (`GraphedSteps`). `teacher`: see `train_epoch`."""
+    xb, yb = augment(x[idx], hp["rotate_deg"], hp["translate"], generator, hp["elastic"]), y[idx]
+    if hp["channels_last"]:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
+        logits = model(xb)
+    loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp["label_smoothing"])
+    if teacher is not None:
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
+            teacher_logits = teacher(xb)
+        loss = (1 - hp["distill"]) * loss + hp["distill"] * distillation_loss(
+            logits.float(), teacher_logits.float(), hp["distill_temperature"])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for average in averages:
+        average.update_parameters(model)
+    sums[0].add_(loss.detach() * len(idx))  # stays on the device: no host sync per step
+    sums[1].add_((logits.argmax(1) == yb).sum())
+
+
+class Scheduled:
+    """A torch optimizer and its schedule as the one `opt` that `train_step` steps: `step` steps both (the
+    schedule's learning rate is a Python float, so the step reads nothing from the device), `zero_grad` sets the
+    gradients to None. The eager step's optimizer: today's arithmetic, bit for bit."""
+
+    def __init__(self, opt, sched):
+        self.opt, self.sched = opt, sched
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.opt.step()
+        self.sched.step()
+
+
+def train_epoch(model, x, y, opt, sched, hp, generator, ema=None, ema_also=None, teacher=None, graphed=None):
+    """One pass over (x, y) in shuffled batches; (mean loss, accuracy %) over the augmented batches, read from the
+    device once, at the end. `opt`, `sched`: a torch optimizer and its schedule (the eager step), or a
+    `DeviceSGD` and None (its schedule is on the device). `ema` (an `EMA`) follows the weights after every step,
+    and so does `ema_also` (a second one). With a `teacher` (a model in eval mode: the EMA, for self-distillation as
+    in Tarvainen & Valpola's "Mean teachers", NeurIPS 2017), the loss is (1 - distill) x the labels' + distill x
+    `distillation_loss` towards its predictions. `graphed` (a `GraphedSteps`): its captured steps replay instead."""
     model.train()
     order = torch.randperm(len(x), generator=generator, device=x.device)
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    for i in range(0, len(x), hp["batch_size"]):
-        idx = order[i:i + hp["batch_size"]]
-        xb, yb = augment(x[idx], hp["rotate_deg"], hp["translate"], generator, hp["elastic"]), y[idx]
-        if hp["channels_last"]:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
-            logits = model(xb)
-        loss = F.cross_entropy(logits.float(), yb, label_smoothing=hp["label_smoothing"])
-        if teacher is not None:
-            with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=hp["bf16"]):
-                teacher_logits = teacher(xb)
-            loss = (1 - hp["distill"]) * loss + hp["distill"] * distillation_loss(
-                logits.float(), teacher_logits.float(), hp["distill_temperature"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        for average in (ema, ema_also):
-            if average is not None:
-                average.update_parameters(model)
-        loss_sum += loss.detach() * len(idx)  # stays on the device: no host sync per step
-        correct += (logits.argmax(1) == yb).sum()
-    return loss_sum.item() / len(x), 100.0 * correct.item() / len(x)
+    step_opt = opt if sched is None else Scheduled(opt, sched)
+    averages = [a for a in (ema, ema_also) if a is not None]
+    if graphed is not None:
+        sums = graphed.run_epoch(order, teacher)
+    else:
+        sums = (torch.zeros((), device=x.device), torch.zeros((), device=x.device, dtype=torch.long))
+        for i in range(0, len(x), hp["batch_size"]):
+            train_step(model, x, y, order[i:i + hp["batch_size"]], hp, generator, step_opt, sums, averages, teacher)
+    return sums[0].item() / len(x), 100.0 * sums[1].item() / len(x)
 
 
-def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 0, log=print) -> list[dict]:
+STEPS = ("eager", "device", "graph")  # how fit runs a training step (`fit`'s `step`)
+
+
+def schedule_table(model: torch.nn.Module, hp: dict, steps_per_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lr, momentum), each (epochs x steps_per_epoch + 1, param groups) float64: the values the schedule gives each
+    of the optimizer's groups at every step, computed on the host by the torch schedule itself (make_optimizer's,
+    on a copy of the model, so these are its Python floats exactly); row k is what step k reads."""
+    import copy
+    import warnings
+
+    opt, sched = make_optimizer(copy.deepcopy(model).cpu(), hp, steps_per_epoch)
+    if not isinstance(opt, torch.optim.SGD):
+        raise ValueError(f"optimizer={hp['optimizer']!r}: the step with its schedule on the device supports 'sgd' "
+                         "only; train with step='eager'")
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": nothing is trained here
+        for k in range(hp["epochs"] * steps_per_epoch + 1):
+            rows.append([(g["lr"], g["momentum"]) for g in opt.param_groups])
+            if k < hp["epochs"] * steps_per_epoch:
+                sched.step()
+    table = torch.tensor(rows, dtype=torch.float64)
+    return table[..., 0].contiguous(), table[..., 1].contiguous()
+
+
+WARMUP_STEPS = 3  # steps run (and undone) before each capture of GraphedSteps
+
+
+class DeviceSGD:
+    """Nesterov SGD (torch.optim.SGD's update: weight decay, momentum without dampening, Nesterov) whose learning
+    rate and momentum are device tensors: rows of `schedule_table`, indexed by a step counter on the device, so
+    that a step reads nothing from the host and a captured CUDA graph replays the schedule. Momentum buffers start
+    at zero, which gives torch's first step (buffer = gradient) exactly; `zero_grad` zeroes the gradients in place
+    (a graph keeps their memory). The same update as torch's to rounding: torch multiplies-adds with a Python
+    float in one rounding where this multiplies by a tensor and then adds (1 ulp per op; measured in
+    docs/research-log.md), so its runs are a condition of their own, not today's floats."""
+
+    def __init__(self, opt: torch.optim.SGD, lr: torch.Tensor, momentum: torch.Tensor):
+        device = opt.param_groups[0]["params"][0].device
+        self.groups = [dict(params=list(g["params"]), weight_decay=g["weight_decay"]) for g in opt.param_groups]
+        if any(g["dampening"] or not g["nesterov"] or g["maximize"] for g in opt.param_groups):
+            raise ValueError("DeviceSGD implements Nesterov SGD without dampening (make_optimizer's)")
+        pad = lambda t: torch.cat([t, t[-1:].expand(WARMUP_STEPS, -1)]).to(device)  # noqa: E731
+        self.lr, self.momentum = pad(lr), pad(momentum)  # a capture's warm-up may step past the end (undone)
+        self.count = torch.zeros(1, dtype=torch.long, device=device)  # steps taken: the row of the tables
+        self.buffers = [[torch.zeros_like(p) for p in g["params"]] for g in self.groups]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.groups
+
+    def zero_grad(self) -> None:
+        grads = [p.grad for g in self.groups for p in g["params"] if p.grad is not None]
+        if grads:
+            torch._foreach_zero_(grads)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        lrs = self.lr.index_select(0, self.count)[0].float()
+        momenta = self.momentum.index_select(0, self.count)[0].float()
+        for k, (group, bufs) in enumerate(zip(self.groups, self.buffers)):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            bufs = [b for p, b in zip(group["params"], bufs) if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            torch._foreach_mul_(bufs, momenta[k])
+            torch._foreach_add_(bufs, grads)
+            grads = torch._foreach_add(grads, torch._foreach_mul(bufs, momenta[k]))  # Nesterov
+            torch._foreach_add_(params, torch._foreach_mul(grads, -lrs[k]))
+        self.count.add_(1)
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors a step changes (besides the parameters): momentum buffers and the step counter."""
+        return [b for bufs in self.buffers for b in bufs] + [self.count]
+
+
+class GraphedSteps:
+    """`train_step` captured once per batch size (an epoch's last batch may be shorter: 60,000 = 937 x 64 + 32)
+    and teacher, as CUDA graphs (torch.cuda.graphs), then replayed: a step launches one graph instead of hundreds
+    of kernels. The augmentation draws from the run's own generator, registered with each graph, so the seed still
+    fixes the run. Warm-up steps run on a side stream with a scratch generator, and every tensor they change is
+    restored afterwards, so capturing changes no weight and no draw. `opt` must be a `DeviceSGD`."""
+
+    device_type = "cuda"  # where graphs are captured (a test's subclass replays eagerly on the CPU)
+
+    def __init__(self, model, x, y, hp, generator, opt: DeviceSGD, averages=()):
+        if x.device.type != self.device_type:
+            raise ValueError(f"step='graph' captures CUDA graphs; the data are on {x.device}: use step='eager'")
+        if hp["bf16"]:
+            raise ValueError("step='graph' is fp32 only (bf16 autocast caches casts, which a graph cannot; on the "
+                             "GPU measured, bf16 was slower anyway): use precision fp32, or step='eager'")
+        if hp["elastic"]:
+            raise ValueError("step='graph' does not capture the elastic augmentation (it builds a tensor from host "
+                             "values each step): use step='eager' or 'device'")
+        self.model, self.x, self.y, self.hp, self.generator, self.opt = model, x, y, hp, generator, opt
+        self.averages = list(averages)
+        self.sums = (torch.zeros((), device=x.device), torch.zeros((), device=x.device, dtype=torch.long))
+        self.graphs, self.idx, self.pool = {}, {}, None
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a step writes that outlives it."""
+        modules = [self.model, *self.averages]
+        return ([t for m in modules for t in (*m.parameters(), *m.buffers())] + self.opt.state() + list(self.sums))
+
+    def capture(self, n: int, teacher) -> None:
+        """The step of batch size n (and `teacher`) recorded for replay; every tensor the warm-up changed, and the
+        run's generator, restored."""
+        idx = self.idx[n] = self.idx.get(n, torch.arange(n, device=self.x.device))
+        saved = [t.detach().clone() for t in self.state()]
+        draws = self.generator.get_state()
+        scratch = torch.Generator(device=self.x.device).manual_seed(0)
+        run = lambda g: train_step(self.model, self.x, self.y, idx, self.hp, g, self.opt, self.sums,  # noqa: E731
+                                   self.averages, teacher)
+        self.graphs[(n, teacher is not None)] = self.record(run, scratch)
+        with torch.no_grad():
+            for t, value in zip(self.state(), saved):
+                t.copy_(value)
+        if not torch.equal(self.generator.get_state(), draws):
+            self.generator.set_state(draws)
+
+    def record(self, run, scratch):
+        """Warm-up steps on a side stream (`run(scratch)`: cuDNN's choices, the gradients' memory, lazy
+        initialisation), then `run(self.generator)` captured as a CUDA graph sharing one memory pool with the
+        others; returns its replay."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                run(scratch)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(self.generator)  # each replay advances the run's own generator
+        with torch.cuda.graph(graph, pool=self.pool):
+            run(self.generator)
+        self.pool = self.pool or graph.pool()
+        return graph.replay
+
+    def run_epoch(self, order: torch.Tensor, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replays one step per batch of `order` (shuffled indices, on the device); the epoch's (loss sum, correct)."""
+        bs = self.hp["batch_size"]
+        for t in self.sums:
+            t.zero_()
+        for i in range(0, len(order), bs):
+            n = min(bs, len(order) - i)
+            if (n, teacher is not None) not in self.graphs:
+                self.capture(n, teacher)
+            self.idx[n].copy_(order[i:i + n])
+            self.graphs[(n, teacher is not None)]()
+        return tuple(t.clone() for t in self.sums)
+
+
+def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 0, log=print,
+        step: str | None = None) -> list[dict]:
     """Train `model` on data['x_train'] for hp['epochs'], evaluating on the test set after every epoch.
 
     Returns the per-epoch history; prints one line per epoch. The schedule is fixed in advance and
@@ -355,8 +538,15 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     With a weight EMA, test_loss/test_acc are the EMA's, and raw_test_loss/raw_test_acc those of the trained
     weights themselves: the EMA never feeds back into training, so these are, bit for bit, what the same run
     without the EMA would measure (`without_ema`); with `ema_also`, ema_also_test_loss/ema_also_test_acc those of the
-    second EMA (`with_ema_also`)."""
+    second EMA (`with_ema_also`).
+
+    `step` (STEPS; None: the environment's ERA_S7_STEP, else "eager"): "eager" is the torch optimizer and its
+    schedule, today's floats; "device" the step with the schedule on the device (`DeviceSGD`), which reads nothing
+    from the host; "graph" that step captured as CUDA graphs and replayed (`GraphedSteps`, CUDA and fp32 only)."""
     hp = check_hyperparameters(hp or {})
+    step = step or os.environ.get("ERA_S7_STEP", "eager")
+    if step not in STEPS:
+        raise ValueError(f"step={step!r}; allowed: {', '.join(map(repr, STEPS))} (or ERA_S7_STEP unset)")
     x_train, y_train = data["x_train"][:hp["train_subset"]], data["y_train"][:hp["train_subset"]]
     x_test, y_test = data["x_test"][:hp["test_subset"]], data["y_test"][:hp["test_subset"]]
     model.to(x_train.device, memory_format=MEMORY_FORMATS[hp["channels_last"]])
@@ -364,11 +554,18 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
     steps = math.ceil(len(x_train) / hp["batch_size"])
     opt, sched = make_optimizer(model, hp, steps)
     ema, ema_also = make_ema(model, hp["ema"]), make_ema(model, hp["ema_also"])
+    graphed, lrs = None, None
+    if step != "eager":
+        lrs, momenta = schedule_table(model, hp, steps)
+        opt, sched = DeviceSGD(opt, lrs, momenta), None
+        if step == "graph":
+            graphed = GraphedSteps(model, x_train, y_train, hp, generator, opt, [a for a in (ema, ema_also) if a])
     history = []
     for epoch in range(1, hp["epochs"] + 1):
         start = time.perf_counter()
         teacher = ema.module.eval() if hp["distill"] and epoch > hp["distill_after"] else None  # the EMA teaches
-        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema, ema_also, teacher)
+        train_loss, train_acc = train_epoch(model, x_train, y_train, opt, sched, hp, generator, ema, ema_also, teacher,
+                                            graphed)
         test_loss, test_acc = evaluate(model if ema is None else ema, x_test, y_test, hp["eval_batch_size"], hp["bf16"])
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
         if ema is not None:
@@ -376,7 +573,8 @@ def fit(model: torch.nn.Module, data: dict, hp: dict | None = None, seed: int = 
         if ema_also is not None:
             row["ema_also_test_loss"], row["ema_also_test_acc"] = evaluate(ema_also, x_test, y_test,
                                                                            hp["eval_batch_size"], hp["bf16"])
-        row.update(lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        lr = opt.param_groups[0]["lr"] if lrs is None else lrs[epoch * steps, 0].item()  # the host's own table
+        row.update(lr=lr, seconds=time.perf_counter() - start)
         history.append(row)
         log(format_epoch(row, hp["epochs"]))
     if ema is not None:  # the model handed back is the one that was evaluated
@@ -422,16 +620,39 @@ def ema_decay(decay: float, updates: int) -> float:
     return min(decay, (1 + updates) / (10 + updates))
 
 
+class EMA(torch.optim.swa_utils.AveragedModel):
+    """An exponential moving average of the weights and BatchNorm statistics (use_buffers) with the warm-up of
+    `ema_decay`, computed on the device: torch's `get_ema_multi_avg_fn` with that decay, bit for bit (the same
+    float64 decay, rounded to float32 as a Python float is; lerp's formula, tested equal), but without its host reads
+    (`int(updates)`, `n_averaged == 0`), so a step that updates it waits for nothing and a CUDA graph can hold it.
+    The first update copies the weights (lerp with weight 1, exactly), as AveragedModel's does."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        super().__init__(model, use_buffers=True)
+        self.decay, self.pairs = decay, None
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        if self.pairs is None or self.pairs[0] is not model:
+            pairs = [(a.detach(), m.detach()) for a, m in zip((*self.module.parameters(), *self.module.buffers()),
+                                                              (*model.parameters(), *model.buffers()), strict=True)]
+            self.pairs = (model, [p for p in pairs if p[0].is_floating_point()],
+                          [p for p in pairs if not p[0].is_floating_point()])
+        _, floats, integers = self.pairs
+        n = self.n_averaged
+        decay = torch.where(n == 0, 0.0, ((n + 1).double() / (n + 10).double()).clamp(max=self.decay))  # ema_decay
+        weight = 1 - decay
+        weight32 = weight.float()
+        for a, m in floats:  # lerp_ with a tensor weight: _foreach_lerp_ would read it to the host (a Scalar)
+            a.lerp_(m, weight32)
+        for a, m in integers:  # BatchNorm's num_batches_tracked: torch's formula, float32 as with Python floats
+            a.copy_(a * decay.float() + m * weight.float())
+        n.add_(1)
+
+
 def make_ema(model: torch.nn.Module, decay: float):
-    """An exponential moving average of the weights and BatchNorm statistics, with warm-up (`ema_decay`),
-    or None when decay is 0."""
-    if not decay:
-        return None
-
-    def update(averaged: list, current: list, updates: torch.Tensor) -> None:
-        torch.optim.swa_utils.get_ema_multi_avg_fn(ema_decay(decay, int(updates)))(averaged, current, updates)
-
-    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    """An `EMA` of the model with `decay`, or None when decay is 0."""
+    return EMA(model, decay) if decay else None
 
 
 def format_epoch(row: dict, epochs: int) -> str:
