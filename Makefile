@@ -40,7 +40,7 @@ test: $(STAMP) data
 	@$(PY) -m pytest -q; code=$$?; scripts/chromium.sh --check; exit $$code
 
 # The floors: pyproject.toml's runtime requirements and the extras' at the lowest versions its ranges admit
-# (torch 2.10.0 and torchvision 0.25.0, PyPI's builds: CUDA 12.8 on Linux), every other package at the lock's
+# (torch 2.8.0 and torchvision 0.23.0, PyPI's builds: CUDA 12.8 on Linux), every other package at the lock's
 # version, in .venv-floor; the unit tests there, the notebooks' smoke runs aside (-k).
 FLOOR_VENV := .venv-floor
 FLOOR_EXTRAS := torchvision,notebooks,web,test,search

@@ -64,7 +64,7 @@ def test_the_floors_are_what_test_floor_installs_and_lie_below_the_lock():
                              check=True, capture_output=True, text=True).stdout
     assert f"torch=={floors['torch']}\n" in printed and f"torchvision=={floors['torchvision']}\n" in printed
     torch_minor, vision_minor = (Version(floors[name]).minor for name in ("torch", "torchvision"))
-    assert vision_minor == torch_minor + 15  # the torchvision built for the torch floor (0.25 for 2.10, 0.29 for 2.14)
+    assert vision_minor == torch_minor + 15  # the torchvision built for the torch floor (0.23 for 2.8, 0.29 for 2.14)
     printed = dict(line.split("==") for line in printed.splitlines() if not line.startswith("#"))
     direct = {canonicalize_name(r.name) for r in REQUIREMENTS}
     kept = {n: v for n, v in locked.items() if n not in direct and not lock.TORCH_BUILD.fullmatch(n)}
