@@ -269,16 +269,16 @@ def test_setup_cell_on_a_runtime_with_a_too_old_torch_names_it_and_installs_noth
     """A runtime whose torch lies below era_s7's floor: the cell names the package, the runtime's version, the range
     needed and the one command that fixes it, and installs nothing."""
     site_packages, work = colab_kernel(tmp_path, monkeypatch)
-    old = site_packages / "torch-2.9.1+cu126.dist-info"  # found before the real one: the kernel's sys.path order
+    old = site_packages / "torch-1.13.1+cu117.dist-info"  # found before the real one: the kernel's sys.path order
     old.mkdir()
-    (old / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.9.1+cu126\n")
+    (old / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 1.13.1+cu117\n")
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(work / "era-s7")], check=True)
     parameters, setup = (nbformat.read(STEP_NOTEBOOKS[0], as_version=4).cells[i].source for i in (1, 2))
     nb, error = run_cells([parameters, setup], work)
     assert error is not None and error.ename == "SystemExit"
     printed = stdout_of(nb)
     floor = re.search(r'"torch(>=[^"]+)"', (REPO_ROOT / "pyproject.toml").read_text()).group(1)
-    assert f"error: this runtime has torch 2.9.1+cu126; era_s7 needs torch{floor}" in printed
+    assert f"error: this runtime has torch 1.13.1+cu117; era_s7 needs torch{floor}" in printed
     assert f'fix: %pip install "torch{floor}" torchvision' in printed and "nothing was installed" in printed
     assert not list(site_packages.glob("*era_s7*")) and not list(site_packages.glob("*era-s7*"))
 
