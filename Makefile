@@ -76,7 +76,7 @@ profile: $(STAMP) data
 
 # Fails when a results/*.json was not produced by the committed model code.
 check: $(STAMP)
-	$(PY) -m era_s7.results
+	$(PY) -m era_s7.stale
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .venv-runtimes data .pytest_cache build

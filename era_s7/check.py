@@ -25,9 +25,7 @@ import importlib
 import importlib.util
 import json
 import linecache
-import math
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -36,14 +34,14 @@ from torch import nn
 
 from .data import atomic_write_bytes
 from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
-from .report import LAST, MAX_EPOCHS, TARGET, held_count, last5_spread, last_accuracies, run_summary
+from .assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, last5_spread, passes, run_summary, seed_list,
+                         seeds_phrase, verdict)
 from .results import (REPO_ROOT, RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, model_source_sha256,
                       run_condition, save_json)
 from .sweep import parse_seeds
 from .training import POOL_DATA, PRECISIONS, format_epoch, pinned_pool, select_device, usable_cores
 
 CHECKS_DIR = RESULTS_DIR / "checks"
-PARAMS_LIMIT = 8000  # the assignment: fewer than this many trainable parameters
 DEFAULT_SEEDS = "1-5"
 DEFAULT_RECIPE = "Model_3"  # step 3's recipe (model.RECIPES)
 FILE_ATTRIBUTE = "__era_s7_check_file__"  # set on a module loaded from a file by `load_class`
@@ -210,83 +208,6 @@ def load_recipe(recipe: str | dict) -> tuple[str, dict]:
     return str(path), overrides
 
 
-def seed_list(seeds: list[int]) -> str:
-    """'1-5' for a run of consecutive seeds, else '1, 3, 7'."""
-    seeds = sorted(seeds)
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}–{seeds[-1]}"
-    return ", ".join(map(str, seeds))
-
-
-def seeds_phrase(seeds: list[int]) -> str:
-    """'seed 3', 'seeds 1, 3' or 'seeds 1–5'; 'no seed' for none."""
-    return f"seed{'s' * (len(seeds) > 1)} {seed_list(seeds)}" if seeds else "no seed"
-
-
-# ------------------------------------------------------------------ the verdict
-def images_short(accuracy: float, test_images: int, target: float = TARGET) -> int:
-    """How many more test images an epoch at `accuracy` needed to reach the target."""
-    return max(0, math.ceil(round(target * test_images / 100, 6)) - round(accuracy * test_images / 100))
-
-
-def rules(record: dict) -> list[tuple[str, bool, str]]:
-    """Each rule of the assignment, judged from the check's record: (rule, passed, why in words: by how much)."""
-    runs, params, epochs = record["runs"], record["params"], record["hyperparameters"]["epochs"]
-    if params < PARAMS_LIMIT:
-        rule_params = (True, f"{params:,} trainable parameters, {PARAMS_LIMIT - params:,} below the limit of "
-                             f"{PARAMS_LIMIT:,}")
-    else:
-        rule_params = (False, f"{params:,} trainable parameters: {params - PARAMS_LIMIT + 1:,} too many (the rule is "
-                              f"fewer than {PARAMS_LIMIT:,})")
-    if epochs <= MAX_EPOCHS:
-        rule_epochs = (True, f"{epochs} epoch{'s' * (epochs != 1)}, at most {MAX_EPOCHS}")
-    else:
-        rule_epochs = (False, f"{epochs} epochs: {epochs - MAX_EPOCHS} more than the {MAX_EPOCHS} allowed")
-    rules = [("fewer than 8,000 parameters", *rule_params), (f"at most {MAX_EPOCHS} epochs", *rule_epochs)]
-    hold = f"≥ {TARGET} % on every one of the last {LAST} epochs, on every seed"
-    if runs:
-        held, n = held_count(record)
-        lowest = min(runs, key=lambda r: run_summary(r)["last5_min"])
-        low = run_summary(lowest)["last5_min"]
-        missed = [r for r in runs if run_summary(r)["last5_min"] < TARGET]
-        if epochs < LAST:
-            rules.append((hold, False, f"only {epochs} epoch{'s' * (epochs > 1)} trained: the rule needs the last {LAST}"))
-        elif not missed:
-            rules.append((hold, True, f"held on {held} of {n} seeds; the lowest of the last {LAST} epochs is "
-                                      f"{low:.2f} % (seed {lowest['seed']}), {low - TARGET:.2f} point above {TARGET} %"))
-        else:
-            misses = "; ".join(
-                f"seed {r['seed']}: lowest {run_summary(r)['last5_min']:.2f} %, {TARGET - run_summary(r)['last5_min']:.2f} "
-                f"point short ({images_short(run_summary(r)['last5_min'], record['test_images'])} of the "
-                f"{record['test_images']:,} test images), below {TARGET} on "
-                f"{sum(a < TARGET for a in last_accuracies(r))} of its last {LAST}" for r in missed)
-            kept = [r["seed"] for r in runs if r not in missed]
-            rules.append((hold, False, f"held on {held} of {n} seeds{f' ({seed_list(kept)})' if kept else ''}; "
-                                       f"missed on {misses}"))
-    else:
-        rules.append((hold, False, "no seed trained yet"))
-    return rules
-
-
-def passes(record: dict) -> bool:
-    """Every rule passed, on every seed asked."""
-    return all(ok for _, ok, _ in rules(record)) and sorted(r["seed"] for r in record["runs"]) == sorted(record["seeds"])
-
-
-def verdict(record: dict) -> list[str]:
-    """The verdict per rule of the assignment, in words (what passed, what failed, by how much), and the seeds it
-    rests on, from the check's record; its first line is the overall verdict."""
-    judged = rules(record)
-    asked, done = record["seeds"], [r["seed"] for r in record["runs"]]
-    failed = [name for name, ok, _ in judged if not ok]
-    on = seeds_phrase(done)
-    partial = (f"; {len(done)} of the {len(asked)} seeds asked are done (rerun the same command to resume)"
-               if sorted(done) != sorted(asked) else "")
-    head = (f"Verdict: {record['model']} passes every rule of the assignment, on {on}{partial}" if not failed else
-            f"Verdict: {record['model']} fails {len(failed)} of {len(judged)} rules ({'; '.join(failed)}), on {on}{partial}")
-    return [head] + [f"- {name}: {'passed' if ok else 'FAILED'}: {why}" for name, ok, why in judged]
-
-
 def seeds_report(record: dict) -> list[str]:
     """Each seed's last-5 test accuracies, min and mean, held or not; the hold rate; the mean of the last-5 means
     ± its standard error."""
@@ -451,7 +372,7 @@ def spec_as_recorded(spec: str, record_path: Path) -> str:
 
 
 def stale_problems(record: dict, path: Path | str) -> list[str]:
-    """Problems with a check's record at `path` (what results.stale_records says of the project's records): its class
+    """Problems with a check's record at `path` (what stale.stale_records says of the project's records): its class
     cannot be loaded again from the spec it records (a file beside the record by its name, a repository file
     relative to the repository), or its code has changed since the runs (source hash)."""
     path = Path(path)

@@ -23,7 +23,7 @@ import torch
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import CaselessStrEnum, default
 
-from . import report
+from . import assignment, report
 from .data import atomic_write_bytes
 from .results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, device_name, git_commit, load_record, save_json
 from .training import usable_cores
@@ -118,7 +118,7 @@ def set_result_block(nb, record: dict, sweeps_dir: Path = RESULTS_DIR / "sweeps"
     start = report.RESULT_START.format(name=record["name"])
     source = report.replace_between(nb.cells[0].source, start, report.RESULT_END, report.render_result(record))
     if report.ARITHMETICS_START in source:
-        both = report.arithmetics_sentence(report.runs_of(record)[0], sweeps_dir)
+        both = report.arithmetics_sentence(assignment.runs_of(record)[0], sweeps_dir)
         source = report.replace_between(source, report.ARITHMETICS_START, report.ARITHMETICS_END, f"- {both}" * bool(both))
     nb.cells[0].source = source
 
@@ -184,7 +184,7 @@ def rf_tables(records: list[tuple[str, dict]]) -> dict[str, str]:
     from .model import MODELS
     from .receptive_field import format_receptive_field, receptive_field
 
-    return {Path(nb).stem: format_receptive_field(receptive_field(MODELS[report.runs_of(r)[0]["model"]]())[0])
+    return {Path(nb).stem: format_receptive_field(receptive_field(MODELS[assignment.runs_of(r)[0]["model"]]())[0])
             for nb, r in records}
 
 
@@ -211,7 +211,7 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
 def recorded_seconds(notebook: str, results_dir: Path = RESULTS_DIR) -> float:
     """How long the notebook's last recorded run took (0 when it has none): the best guess of the next."""
     path = results_dir / f"{Path(notebook).stem}.json"
-    return sum(r["total_seconds"] for r in report.runs_of(load_record(path))) if path.is_file() else 0.0
+    return sum(r["total_seconds"] for r in assignment.runs_of(load_record(path))) if path.is_file() else 0.0
 
 
 def notebook_command(notebook: str) -> list[str]:

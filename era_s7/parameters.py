@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .report import MAX_EPOCHS
+from .assignment import MAX_EPOCHS
 from .training import resolve_precision, select_device
 
 

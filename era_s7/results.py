@@ -14,7 +14,6 @@ import torch
 
 from .data import atomic_write_bytes
 from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
-from .report import runs_of
 from .training import NATIVE_BF16_FLAGS, cpu_flags
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,39 +170,3 @@ def load_weights(model: torch.nn.Module, path: Path | str,
         raise ValueError(f"cannot load weights {path} into {type(model).__name__}: {type(err).__name__}: {err}. "
                          f"{fix}") from err
     return model
-
-
-def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
-    """Problems with results/*.json: a run whose model source hash differs from the committed model code."""
-    from . import model as models  # here, not at the top: model.py must not depend on results
-
-    problems = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        record = load_record(path)
-        if "history" not in record and "runs" not in record:
-            continue  # not a training run (e.g. bench-<device>.json)
-        if record.get("kind") == "check":  # a learner's model (python -m era_s7.check), not one of era_s7/model.py
-            from .check import stale_problems
-
-            problems += stale_problems(record, path)
-            continue
-        for run in runs_of(record):
-            cls = getattr(models, run.get("model", ""), None)
-            if cls is None:
-                problems.append(f"{path.name}: model {run.get('model')!r} is not in era_s7/model.py")
-            elif run.get("model_source_sha256") != model_source_sha256(cls):
-                problems.append(f"{path.name}: {run['model']} was changed after this run (source hash differs); "
-                                f"rerun its notebook: make notebooks NB={path.stem}")
-    return problems
-
-
-def main() -> int:
-    problems = stale_records()
-    for p in problems:
-        print(f"stale: {p}")
-    print(f"check: {len(list(RESULTS_DIR.glob('*.json')))} results files, {len(problems)} stale")
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

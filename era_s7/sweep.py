@@ -27,8 +27,9 @@ import torch
 
 from .data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
-from .report import (TARGET, arithmetic, arithmetics_table, condition, confirmations, held_count, last_accuracies,
-                     paired_difference, replace_between, runs_table)
+from .assignment import TARGET, held_count, last_accuracies
+from .report import (arithmetic, arithmetics_table, condition, confirmations, paired_difference, replace_between,
+                     runs_table)
 from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
                       save_json)
 from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,

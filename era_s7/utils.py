@@ -15,7 +15,8 @@ from .plots import (plot_augmentations, plot_confusion, plot_history, plot_miscl
 from .parameters import ParameterError, check_parameters  # noqa: F401
 from .receptive_field import (ReceptiveFieldError, count_parameters, format_receptive_field,  # noqa: F401
                               receptive_field, summary)
-from .report import last_epochs_table, render_result, run_summary, runs_of, runs_table, variants_table  # noqa: F401
+from .assignment import run_summary, runs_of  # noqa: F401
+from .report import last_epochs_table, render_result, runs_table, variants_table  # noqa: F401
 from .results import (RESULTS_DIR, RESULTS_ENV, arithmetic, condition_of, device_name, load_record,  # noqa: F401
                       load_weights, make_record, run_condition, save_json, save_run)
 from .training import (HYPERPARAMETERS, PRECISIONS, augment, check_hyperparameters, evaluate, fit,  # noqa: F401

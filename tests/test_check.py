@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import check, notebooks, report
+from era_s7 import assignment, check, notebooks, report
 from era_s7.results import REPO_ROOT, RESULTS_DIR, model_source_sha256
 
 MODELS = '''
@@ -102,30 +102,30 @@ def fake_record(last5s, params=7680, epochs=15, test_images=10_000):
 
 def test_verdict_in_words_per_rule_with_the_seeds_it_rests_on():
     good = fake_record([[99.45, 99.41, 99.50, 99.48, 99.47], [99.52, 99.50, 99.49, 99.51, 99.50]])
-    lines = check.verdict(good)
+    lines = assignment.verdict(good)
     assert lines[0] == "Verdict: Net passes every rule of the assignment, on seeds 1, 2"
     assert lines[1] == "- fewer than 8,000 parameters: passed: 7,680 trainable parameters, 320 below the limit of 8,000"
     assert lines[2] == "- at most 15 epochs: passed: 15 epochs, at most 15"
     assert lines[3] == ("- ≥ 99.4 % on every one of the last 5 epochs, on every seed: passed: held on 2 of 2 seeds; the "
                         "lowest of the last 5 epochs is 99.41 % (seed 1), 0.01 point above 99.4 %")
-    assert check.passes(good)
+    assert assignment.passes(good)
 
     bad = fake_record([[99.45, 99.37, 99.50, 99.39, 99.47], [99.52] * 5, [99.6] * 5], params=8650, epochs=20)
-    lines = check.verdict(bad)
+    lines = assignment.verdict(bad)
     assert lines[0] == ("Verdict: Net fails 3 of 3 rules (fewer than 8,000 parameters; at most 15 epochs; ≥ 99.4 % on "
                         "every one of the last 5 epochs, on every seed), on seeds 1–3")
     assert lines[1].endswith("FAILED: 8,650 trainable parameters: 651 too many (the rule is fewer than 8,000)")
     assert lines[2].endswith("FAILED: 20 epochs: 5 more than the 15 allowed")
     assert lines[3].endswith("FAILED: held on 2 of 3 seeds (2, 3); missed on seed 1: lowest 99.37 %, 0.03 point short "
                              "(3 of the 10,000 test images), below 99.4 on 2 of its last 5")
-    assert not check.passes(bad)
+    assert not assignment.passes(bad)
 
     partial = dict(good, seeds=[1, 2, 3])  # interrupted: seed 3 not done yet
-    assert check.verdict(partial)[0].endswith("on seeds 1, 2; 2 of the 3 seeds asked are done (rerun the same command "
+    assert assignment.verdict(partial)[0].endswith("on seeds 1, 2; 2 of the 3 seeds asked are done (rerun the same command "
                                               "to resume)")
-    assert not check.passes(partial)
-    assert check.images_short(99.37, 10_000) == 3 and check.images_short(99.0, 500) == 2
-    assert check.images_short(99.41, 10_000) == 0
+    assert not assignment.passes(partial)
+    assert assignment.images_short(99.37, 10_000) == 3 and assignment.images_short(99.0, 500) == 2
+    assert assignment.images_short(99.41, 10_000) == 0
 
 
 @pytest.mark.parametrize("name, says", [
@@ -170,12 +170,12 @@ def test_tiny_model_on_smoke_settings_record_and_printout(models, smoke, tmp_pat
     assert record["kind"] == "check" and record["model"] == "Tiny" and record["params"] == 786
     assert [r["seed"] for r in record["runs"]] == [1, 2] and record["seeds"] == [1, 2] and record["test_images"] == 500
     assert record["receptive_field"] == 27 and record["receptive_field_refusal"] is None
-    assert record["verdict"] == check.verdict(record) and record["passes"] is False
+    assert record["verdict"] == assignment.verdict(record) and record["passes"] is False
     assert all(r["model_source_sha256"] == record["model_source_sha256"] for r in record["runs"])
     assert "parameters: 786 trainable (fewer than 8,000: within the assignment's limit)" in out
     assert "receptive field at the output: 27 px" in out and "AdaptiveAvgPool2d" in out
     for run in record["runs"]:
-        s = report.run_summary(run)
+        s = assignment.run_summary(run)
         assert f"{s['seed']:>4}  {s['last5'][0]:6.2f}" in out
     assert "hold rate: 0 of 2 seeds (0 %)" in out and "mean of the last-5 means: " in out
     assert "\n".join(record["verdict"]) in out and record["verdict"][0].startswith("Verdict: Tiny fails 1 of 3 rules")
@@ -303,7 +303,7 @@ def test_committed_your_model_record_is_of_the_notebooks_class_on_five_seeds():
     assert record["model_source_sha256"] == model_source_sha256(cls)
     assert check.stale_problems(record, RESULTS_DIR / "your_model.json") == []
     assert len(record["runs"]) >= 5 and record["seeds"] == [r["seed"] for r in record["runs"]]
-    assert record["verdict"] == check.verdict(record) and record["hyperparameters"]["epochs"] <= 15
+    assert record["verdict"] == assignment.verdict(record) and record["hyperparameters"]["epochs"] <= 15
     assert not any(r["hyperparameters"]["train_subset"] for r in record["runs"])  # not a smoke run
 
 

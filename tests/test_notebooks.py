@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import notebooks, report, results
+from era_s7 import assignment, notebooks, report, results, stale
 from era_s7.results import REPO_ROOT, RESULTS_DIR
 
 STEP_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("step*.ipynb"))
@@ -54,7 +54,7 @@ def test_committed_notebook_matches_its_results(path):
     assert report.render_result(record) in first.source  # the Result block is what the JSON says
     assert "written after reading the Result" not in first.source  # the Analysis has been written
     printed = [tuple(map(float, m.groups())) for m in EPOCH_LINE.finditer(stdout_of(nb))]
-    runs = report.runs_of(record)
+    runs = assignment.runs_of(record)
     # a run read from another without its EMA (training.without_ema) trained nothing and printed no epochs of its own;
     # the run it was read from must be in the record
     assert all(run["derived_from"] in {r["name"] for r in runs} for run in runs if "derived_from" in run)
@@ -89,14 +89,14 @@ def test_step3_keeps_the_rules_and_the_readme_states_the_measured_hold_rate():
     page must state as measured, on the seeds study's seeds, never more."""
     record = results.load_record(RESULTS_DIR / "step3.json")
     assert record["model"] == "Model_3" and record["params"] < 8000 and record["epochs"] <= 15
-    assert record["receptive_field"] >= 28 and len(report.last_accuracies(record)) == 5
-    held, n = report.held_count(results.load_record(RESULTS_DIR / "seeds.json"))
+    assert record["receptive_field"] >= 28 and len(assignment.last_accuracies(record)) == 5
+    held, n = assignment.held_count(results.load_record(RESULTS_DIR / "seeds.json"))
     # 11: the seeds study that fits make notebooks' 81-minute limit on 2 cores (research log); a smoke run has fewer
     assert n >= 11 and f"on every one of its last 5 epochs on {held} of {n} seeds**" in (REPO_ROOT / "README.md").read_text()
 
 
 def test_results_were_produced_by_the_committed_model_code():
-    assert results.stale_records() == []
+    assert stale.stale_records() == []
 
 
 def test_readme_table_matches_the_results():
@@ -331,11 +331,11 @@ def numbers_in_results(records: list[dict]) -> set[str]:
     def printed(x):
         return {f"{x:.{d}f}" for d in (1, 2, 3, 4)}
 
-    values = printed(report.TARGET)
+    values = printed(assignment.TARGET)
     for record in records:
         values |= {n.lstrip("-") for n in re.findall(NUMBER, report.render_result(record))}
-        runs = report.runs_of(record)
-        summaries = [report.run_summary(r) for r in runs]
+        runs = assignment.runs_of(record)
+        summaries = [assignment.run_summary(r) for r in runs]
         for run, summary in zip(runs, summaries):
             accs = [row["test_acc"] for row in run["history"]]
             for row in run["history"]:
@@ -400,6 +400,6 @@ def test_step3_and_the_seeds_study_state_both_arithmetics(path):
     the model and recipe in (bf16 on a CPU, fp32 on a GPU), as the sweep files say it today."""
     source = nbformat.read(path, as_version=4).cells[0].source
     record = results.load_record(RESULTS_DIR / f"{path.stem}.json")
-    said = report.arithmetics_sentence(report.runs_of(record)[0], RESULTS_DIR / "sweeps")
+    said = report.arithmetics_sentence(assignment.runs_of(record)[0], RESULTS_DIR / "sweeps")
     assert "fp32 GPU" in said and "bf16 CPU" in said
     assert f"{report.ARITHMETICS_START}\n- {said}\n{report.ARITHMETICS_END}" in source.split("**Analysis**", 1)[1]

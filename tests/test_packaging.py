@@ -121,9 +121,9 @@ def test_every_result_block_names_the_torch_its_run_used():
     """Ranges let a run use another torch than the lock's (Colab's own): each Result block says which one it was."""
     from pathlib import Path
 
-    from era_s7 import notebooks, report, results
+    from era_s7 import assignment, notebooks, report, results
 
     for notebook in notebooks.NOTEBOOKS:
         record = results.load_record(results.RESULTS_DIR / f"{Path(notebook).stem}.json")
-        first = report.runs_of(record)[0]
+        first = assignment.runs_of(record)[0]
         assert f", torch {first['torch']})" in report.render_result(record).splitlines()[0]

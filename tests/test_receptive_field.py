@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from era_s7 import receptive_field as rfm
-from era_s7 import report, utils
+from era_s7 import assignment, utils
 from era_s7.model import MODELS, make_model
 from era_s7.results import REPO_ROOT, RESULTS_DIR, load_record
 
@@ -286,6 +286,6 @@ def test_committed_notebooks_print_the_tables_and_records_the_numbers_this_tool_
     """The project's own models: the table each executed notebook shows, and the RF its results record."""
     nb = nbformat.read(next(REPO_ROOT.glob(f"notebooks/**/{name}.ipynb")), as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    for run in report.runs_of(load_record(RESULTS_DIR / f"{name}.json")):
+    for run in assignment.runs_of(load_record(RESULTS_DIR / f"{name}.json")):
         rows, rf = rfm.receptive_field(make_model(run["model"]))
         assert rfm.format_receptive_field(rows) in printed and rf == run["receptive_field"]

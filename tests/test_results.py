@@ -191,15 +191,15 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
 
 def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
     """A learner's model (era_s7.check) is not in era_s7/model.py: its record is checked against the class it names."""
-    from era_s7 import check
+    from era_s7 import check, stale
     (tmp_path / "mine.py").write_text("from torch import nn\n\nclass Mine(nn.Module):\n    pass\n")
     sha = results.model_source_sha256(check.load_class(f"{tmp_path / 'mine.py'}:Mine"))
     record = dict(name="mine", kind="check", model="Mine", model_spec="mine.py:Mine", model_source_sha256=sha,
                   runs=[dict(model="Mine", model_source_sha256=sha, history=[])])
     results.save_json(record, tmp_path / "mine.json")
-    assert results.stale_records(tmp_path) == []
+    assert stale.stale_records(tmp_path) == []
     results.save_json(dict(record, model_source_sha256="0" * 64), tmp_path / "mine.json")
-    assert "changed after its check" in results.stale_records(tmp_path)[0]
+    assert "changed after its check" in stale.stale_records(tmp_path)[0]
 
 
 def test_a_trained_run_of_a_model_the_receptive_field_tool_refuses_is_kept_with_rf_unknown():
