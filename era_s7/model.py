@@ -153,7 +153,7 @@ RECIPES = {
     "Model_1": PLAIN_SGD,
     "Model_2": PLAIN_SGD,
     # round 6 (docs/search.md) adopted batch 64, no weight decay on the depthwise filters and BN, label smoothing
-    # 0.05 (was 128, decay on every weight, 0.1): candidates.STEP3 keeps the recipe of rounds 1-6
+    # 0.05 (was 128, decay on every weight, 0.1): candidates.OLD_STEP3_RECIPE keeps the recipe of rounds 1-6
     "Model_3": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="onecycle", pct_start=0.2,
                     rotate_deg=8.0, translate=0.0, ema=0.998, label_smoothing=0.05, batch_size=64,
                     no_decay="depthwise+batchnorm"),
