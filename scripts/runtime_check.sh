@@ -20,6 +20,10 @@ harness="ipykernel papermill"
 runtimes=("$@")
 [ ${#runtimes[@]} -gt 0 ] || runtimes=(colab colab-2026-05)
 
+packages_of() {  # the runtime's own packages in a venv, as pip freeze writes them, one line each, sorted
+  "$1/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(torch|torchvision|numpy|matplotlib|pillow|torchsummary)==' | sort
+}
+
 interpreter() {  # the pyenv Python of a minor version, else python3.X on PATH
   local c
   for c in "$(pyenv root 2>/dev/null)"/versions/"$1".*/bin/python"$1" "python$1"; do
@@ -42,14 +46,14 @@ for name in "${runtimes[@]}"; do
   fi
   "$venv/bin/python" -m pip uninstall --quiet --yes era-s7 2>/dev/null || true  # as a new runtime: not installed
   # the runtime's own packages, as installed (compared after the run)
-  before=$("$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(torch|torchvision|numpy|matplotlib|pillow|torchsummary)==' | sort)
+  before=$(packages_of "$venv")
   work=$(mktemp -d)
   git clone -q "$top" "$work/era-s7"
   start=$SECONDS
   (cd "$work/era-s7/notebooks" && JUPYTER_PATH="$venv/share/jupyter" "$venv/bin/python" -m papermill step3.ipynb \
       "$work/step3.ipynb" -k era-s7-runtime -p smoke True -p device cpu -p results_dir "$work/results" --no-progress-bar \
       --log-level WARNING)
-  after=$("$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(torch|torchvision|numpy|matplotlib|pillow|torchsummary)==' | sort)
+  after=$(packages_of "$venv")
   if [ "$before" != "$after" ]; then
     echo "runtime_check: $name: the set-up cell changed the runtime's packages:" >&2
     diff <(echo "$before") <(echo "$after") >&2 || true
