@@ -222,7 +222,7 @@ def reused_sweeps(record: dict) -> list[str]:
 ARITHMETICS_START, ARITHMETICS_END = "<!-- arithmetics:start (generated) -->", "<!-- arithmetics:end -->"
 
 
-def arithmetic(run: dict, short: bool = False) -> str:
+def arithmetic_words(run: dict, short: bool = False) -> str:
     """A run's arithmetic in words: its precision, and the processor or GPU that computed it, e.g. "fp32 on a GPU
     (NVIDIA H200)", or short "fp32 GPU" (which one: the sweep file's name; the full condition: `condition`)."""
     where = "CPU" if run["device"] == "cpu" else "GPU"
@@ -250,7 +250,7 @@ def confirmations(run: dict, sweeps_dir: Path) -> list[tuple[str, list[dict]]]:
         runs = runs_of(json.loads(path.read_text()))
         if runs and all(r.get("split") == "test" and "history" in r and recipe(r) == recipe(run) for r in runs):
             found.append((str(path.relative_to(Path(sweeps_dir).parent)), runs))
-    return sorted(found, key=lambda f: (arithmetic(f[1][0]) != arithmetic(run), f[0]))
+    return sorted(found, key=lambda f: (arithmetic_words(f[1][0]) != arithmetic_words(run), f[0]))
 
 
 def seeds_summary(runs: list[dict]) -> dict:
@@ -282,13 +282,13 @@ def arithmetics_sentence(run: dict, sweeps_dir: Path) -> str:
     reference = found[0][1]
     held = [held_count(dict(runs=runs)) for _, runs in found]
     text = "The search's test-set confirmation: " + ", ".join(
-        f"**{h} of {n}** seeds hold in {arithmetic(runs[0], True)}" if i == 0 else f"**{h} of {n}** in {arithmetic(runs[0], True)}"
+        f"**{h} of {n}**{' seeds hold' if i == 0 else ''} in {arithmetic_words(runs[0], True)}"
         for i, ((_, runs), (h, n)) in enumerate(zip(found, held)))
     for _, runs in found[1:]:
         d = paired_arithmetics(runs, reference)
-        text += (f"; {arithmetic(runs[0], True)} − {arithmetic(reference[0], True)}, paired by seed: {d['mean'][0]:+.3f} ± "
-                 f"{d['mean'][1]:.3f} (last-5 mean), {d['min'][0]:+.3f} ± {d['min'][1]:.3f} (last-5 min), ± standard "
-                 f"error over {d['mean'][2]} seeds")
+        text += (f"; {arithmetic_words(runs[0], True)} − {arithmetic_words(reference[0], True)}, paired by seed: "
+                 f"{d['mean'][0]:+.3f} ± {d['mean'][1]:.3f} (last-5 mean), {d['min'][0]:+.3f} ± {d['min'][1]:.3f} "
+                 f"(last-5 min), ± standard error over {d['mean'][2]} seeds")
     return text + "."
 
 
@@ -302,13 +302,13 @@ def arithmetics_table(run: dict, sweeps_dir: Path) -> str:
              "lowest last-5 min |", "|---|---|---|---|---|---|---|"]
     for path, runs in found:
         s = seeds_summary(runs)
-        lines.append(f"| {arithmetic(runs[0])} | `results/{path}` | {s['n']} | {s['held']}/{s['n']} | "
+        lines.append(f"| {arithmetic_words(runs[0])} | `results/{path}` | {s['n']} | {s['held']}/{s['n']} | "
                      f"{s['mean'][0]:.3f} ± {s['mean'][1]:.3f} | {s['min'][0]:.3f} ± {s['min'][1]:.3f} | "
                      f"{s['lowest'][0]:.2f} (seed {s['lowest'][1]}) |")
     for path, runs in found[1:]:
         d = paired_arithmetics(runs, found[0][1])
-        lines += ["", f"Paired seed by seed over the {d['mean'][2]} seeds both have, {arithmetic(runs[0])} − "
-                      f"{arithmetic(found[0][1][0])}: last-5 mean {d['mean'][0]:+.3f} ± {d['mean'][1]:.3f} "
+        lines += ["", f"Paired seed by seed over the {d['mean'][2]} seeds both have, {arithmetic_words(runs[0])} − "
+                      f"{arithmetic_words(found[0][1][0])}: last-5 mean {d['mean'][0]:+.3f} ± {d['mean'][1]:.3f} "
                       f"({d['mean'][0] / d['mean'][1]:+.1f} standard errors), last-5 min {d['min'][0]:+.3f} ± "
                       f"{d['min'][1]:.3f} ({d['min'][0] / d['min'][1]:+.1f} standard errors)."]
     return "\n".join(lines)

@@ -28,7 +28,7 @@ import torch
 from .data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
 from .assignment import TARGET, held_count, last_accuracies
-from .report import (arithmetic, arithmetics_table, condition, confirmations, paired_difference, replace_between,
+from .report import (arithmetic_words, arithmetics_table, condition, confirmations, paired_difference, replace_between,
                      runs_table)
 from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
                       save_json)
@@ -393,7 +393,7 @@ def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     lines = [arithmetics_table(own[0], sweeps_dir), "",
              "Runs made on " + "; ".join(f"{condition(runs[0])}, torch {runs[0]['torch']}" for _, runs in found) + "."]
     for path, runs in found[1:]:
-        lines += ["", f"Each run's last-5 min / mean, {arithmetic(runs[0])}:", "",
+        lines += ["", f"Each run's last-5 min / mean, {arithmetic_words(runs[0])}:", "",
                   seeds_matrix("test", (Path(sweeps_dir).parent / path).parent, [runs[0]["candidate"]])]
     return "\n".join(lines)
 
