@@ -59,9 +59,10 @@ test-floor: $(FLOOR_VENV)/.installed data
 
 # The notebooks on Colab's package sets (Python 3.13 with torch 2.11; Python 3.12 with torch 2.10, Kaggle's base):
 # step 3's smoke run through its own set-up cell from a clean clone, the runtime's packages kept
-# (scripts/runtime_check.sh; a venv of ~5 GB each in .venv-runtimes/).
+# (scripts/runtime_check.sh; a venv of ~6.5 GB each in .venv-runtimes/; DISCARD=1 removes each once checked).
+DISCARD ?=
 test-runtimes:
-	scripts/runtime_check.sh
+	scripts/runtime_check.sh $(if $(DISCARD),--discard)
 
 # DEVICE=cuda: on a GPU, the engine's step replayed as a CUDA graph beside the eager one
 DEVICE ?= auto

@@ -3,7 +3,8 @@
 # clone of HEAD, and step 3 run there through papermill in smoke mode from the clone's notebooks/ folder, where
 # era_s7 is not installed, so that its set-up cell installs it; then every package of the runtime must be the
 # version it was (torch above all), and the run's record must name the runtime's torch.
-#   scripts/runtime_check.sh [RUNTIME ...]     (default: all; make test-runtimes)
+#   scripts/runtime_check.sh [--discard] [RUNTIME ...]     (default: all; make test-runtimes)
+#   --discard: remove each runtime's venv once it is checked, so that only one is on disk at a time (CI)
 # The package sets (shared/cases/colab_runtime.md, from Colab's published package lists):
 #   colab          Colab's GPU runtime of 2026-08: Python 3.13, torch 2.11.0
 #   colab-2026-05  Colab's of 2026-05, the image Kaggle's is built on: Python 3.12, torch 2.10.0, numpy 2.0.2
@@ -17,6 +18,10 @@ declare -A packages=(
 )
 # what runs the notebook (Colab runs it in its own Jupyter; papermill stands in for that here)
 harness="ipykernel papermill"
+# free disk a runtime's venv needs while pip installs it: the venv (~6.5 GB) and the wheels pip unpacks on the way
+need_gb=10
+discard=
+[ "${1:-}" = --discard ] && { discard=1; shift; }
 runtimes=("$@")
 [ ${#runtimes[@]} -gt 0 ] || runtimes=(colab colab-2026-05)
 
@@ -39,6 +44,12 @@ for name in "${runtimes[@]}"; do
   want="${python[$name]} ${packages[$name]} $harness"
   if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
     rm -rf "$venv"
+    free_gb=$(df -Pk "$top" | awk 'NR == 2 {print int($4 / 1048576)}')
+    if [ "$free_gb" -lt "$need_gb" ]; then
+      echo "runtime_check: $name: $free_gb GB free on $top's disk; its venv needs about $need_gb GB while it installs" \
+        "(torch's CUDA build); fix: free space (rm -rf .venv-floor, or other runtimes' venvs in .venv-runtimes/)" >&2
+      exit 1
+    fi
     "$(interpreter "${python[$name]}")" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ${packages[$name]} $harness
     "$venv/bin/python" -m ipykernel install --prefix "$venv" --name era-s7-runtime >/dev/null
@@ -48,6 +59,7 @@ for name in "${runtimes[@]}"; do
   # the runtime's own packages, as installed (compared after the run)
   before=$(packages_of "$venv")
   work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
   git clone -q "$top" "$work/era-s7"
   start=$SECONDS
   (cd "$work/era-s7/notebooks" && JUPYTER_PATH="$venv/share/jupyter" "$venv/bin/python" -m papermill step3.ipynb \
@@ -67,4 +79,5 @@ for name in "${runtimes[@]}"; do
   esac
   echo "runtime_check: $name (Python ${python[$name]}): step 3's smoke run passed in $((SECONDS - start)) s on torch $torch_run, the runtime's packages kept: $(echo $after)"
   rm -rf "$work"
+  [ -z "$discard" ] || rm -rf "$venv"
 done
