@@ -31,8 +31,8 @@ data: $(STAMP)
 
 # NB=step3 runs one notebook; default all of them, JOBS at once.
 notebooks: $(STAMP) data
-	$(PY) -m era_s7.notebooks --jobs $(JOBS) $(NB)
-	$(PY) -m era_s7.export  # the web demo's models follow new weights (only those that changed are exported)
+	$(PY) -m era_s7.tools.notebooks --jobs $(JOBS) $(NB)
+	$(PY) -m era_s7.tools.export  # the web demo's models follow new weights (only those that changed are exported)
 
 # Chromium for the browser tests: installed when missing and permitted, else the last line says which did not run.
 test: $(STAMP) data
@@ -67,24 +67,24 @@ test-runtimes:
 # DEVICE=cuda: on a GPU, the engine's step replayed as a CUDA graph beside the eager one
 DEVICE ?= auto
 bench: $(STAMP) data
-	$(PY) -m era_s7.bench --device $(DEVICE)
+	$(PY) -m era_s7.tools.bench --device $(DEVICE)
 
 # Where one training step goes, in ms and % by module, phase and op (torch.profiler); the record:
 # results/profile-<model>-<precision>.json. make profile MODEL=Model_3 PRECISION=bf16 THREADS=1
 THREADS ?=
 profile: $(STAMP) data
-	$(PY) -m era_s7.profile --model $(MODEL) --precision $(PRECISION) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
+	$(PY) -m era_s7.tools.profile --model $(MODEL) --precision $(PRECISION) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
 
 # Fails when a results/*.json was not produced by the committed model code.
 check: $(STAMP)
-	$(PY) -m era_s7.stale
+	$(PY) -m era_s7.tools.stale
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) .venv-runtimes data .pytest_cache build
 
 # Regenerate the Result blocks and the README table from results/*.json, running nothing.
 report: $(STAMP)
-	$(PY) -m era_s7.notebooks --report
+	$(PY) -m era_s7.tools.notebooks --report
 
 # Seeds of named candidates on the validation split, paired against the baseline: make sweep CANDIDATE="baseline head2" SEEDS=1-8
 # (round 3: make sweep CANDIDATE="m3 dsx40" SEEDS=1-16 PRECISION=bf16)
@@ -96,27 +96,27 @@ PRECISION ?= fp32
 # where the sweep files are: one folder per condition (round 6: results/sweeps/xeon-amx)
 DIR ?= results/sweeps
 sweep: $(STAMP) data
-	$(PY) -m era_s7.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION) --dir $(DIR)
+	$(PY) -m era_s7.tools.sweep $(CANDIDATE) --seeds $(SEEDS) --split $(SPLIT) --jobs $(JOBS) --precision $(PRECISION) --dir $(DIR)
 
 # Classify photos or scans of digits: make predict IMAGES="a.png b.jpg" (MODEL=Model_1 for step 1's model)
 IMAGES ?=
 MODEL ?= Model_3
 predict: $(STAMP)
 	@test -n "$(IMAGES)" || { echo 'usage: make predict IMAGES="a.png b.jpg" [MODEL=Model_3]'; exit 2; }
-	$(PY) -m era_s7.predict $(IMAGES) --model $(MODEL)
+	$(PY) -m era_s7.tools.predict $(IMAGES) --model $(MODEL)
 
 # Does your model pass the assignment? make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3]
 # (or MODEL=package.module:ClassName; RECIPE a model's recipe by name or a JSON file). The record: results/checks/.
 RECIPE ?= Model_3
 check-model: $(STAMP) data
 	@case "$(MODEL)" in *:*) ;; *) echo 'usage: make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3 or my_recipe.json]'; exit 2;; esac
-	$(PY) -m era_s7.check $(MODEL) --recipe $(RECIPE) --jobs $(JOBS) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS))
+	$(PY) -m era_s7.tools.check $(MODEL) --recipe $(RECIPE) --jobs $(JOBS) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS))
 
 # The web demo: export the committed weights to web/models/ (those that changed), then serve the repository;
 # the page is at http://localhost:$(PORT)/web/ (Ctrl-C stops the server).
 PORT ?= 8000
 web: $(STAMP)
-	$(PY) -m era_s7.export
+	$(PY) -m era_s7.tools.export
 	@echo "the demo: http://localhost:$(PORT)/web/"
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1
 

@@ -1,5 +1,5 @@
 """The ERA S7 assignment in one place: its limits, the hold rule, the statistics over the last epochs, and the
-verdict per rule that `era_s7.check` gives a learner's model. Everything else (report, plots, parameters, check)
+verdict per rule that `era_s7.tools.check` gives a learner's model. Everything else (report, plots, parameters, check)
 reads them from here."""
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def held_count(record: dict, target: float = TARGET) -> tuple[int, int]:
     """(runs whose every one of the last 5 epochs is >= target, runs)."""
     runs = runs_of(record)
     return sum(run_summary(r)["last5_min"] >= target for r in runs), len(runs)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-8' or '1,3,5' or '1-4,9' -> sorted list of seeds."""
+    seeds = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            seeds.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"seeds={text!r}: write e.g. '1-8', '1,3,5' or '1-4,9'") from None
+    return sorted(seeds)
 
 
 def seed_list(seeds: list[int]) -> str:

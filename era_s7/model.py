@@ -2,7 +2,8 @@
 
 Every model maps (n, 1, 28, 28) normalised MNIST to (n, 10) logits. Each docstring gives the layer plan
 with output size and receptive field (RF); `utils.receptive_field(model)` computes the same from the modules.
-`RECIPES` holds each model's training hyperparameters (overrides of training.HYPERPARAMETERS).
+`RECIPES` holds each model's training hyperparameters (overrides of training.HYPERPARAMETERS); a run's whole
+recipe, those resolved with the defaults, the epochs and the precision, is `runs.run_hyperparameters("Model_3")`.
 """
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ class Model_4(DSX):
 
 MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3, Model_4)}
 
-# Each step's training recipe: overrides of training.HYPERPARAMETERS.
+# Each step's training recipe: overrides of training.HYPERPARAMETERS (runs.run_hyperparameters resolves the whole).
 PLAIN_SGD = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule="constant",
                  rotate_deg=0.0, translate=0.0)
 RECIPES = {

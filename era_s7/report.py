@@ -93,14 +93,14 @@ def render_result(record: dict) -> str:
             s = run_summary(r)
             lines.append(f"| {r['name']} | {r['model']} | {s['seed']} | {s['final']:.2f} | {s['best']:.2f} | "
                          f"{s['last5_min']:.2f} | {s['last5_mean']:.2f} |")
-    if record.get("verdict"):  # a check of a model against the assignment (era_s7.check): its verdict per rule
+    if record.get("verdict"):  # a check of a model against the assignment (era_s7.tools.check): its verdict per rule
         lines += ["", f"**{record['verdict'][0]}**", "", *record["verdict"][1:]]
     return "\n".join(lines)
 
 
 def provenance(runs: list[dict]) -> str:
     """Where a study's runs come from, with their seconds: trained here; reused from an earlier record
-    (`reused_from`: utils.train_runs), which trained nothing here; read from another run without its EMA
+    (`reused_from`: runs.train_runs), which trained nothing here; read from another run without its EMA
     (`derived_from`: training.without_ema), which trained nothing at all."""
     derived = [r for r in runs if r.get("derived_from")]
     reused = [r for r in runs if r.get("reused_from") and not r.get("derived_from")]
@@ -214,7 +214,7 @@ def readme_table(records: list[tuple[str, dict]], about: dict[str, tuple[str, st
 
 
 def reused_sweeps(record: dict) -> list[str]:
-    """The sweep files (paths relative to results/) that some of a study's runs were reused from (utils.train_runs
+    """The sweep files (paths relative to results/) that some of a study's runs were reused from (runs.train_runs
     records `reused_from`), sorted."""
     return sorted({r["reused_from"] for r in runs_of(record) if r.get("reused_from", "").startswith("sweeps/")})
 
@@ -317,7 +317,7 @@ def arithmetics_table(run: dict, sweeps_dir: Path) -> str:
 def headline(record: dict, results_dir: Path | None = None) -> str:
     """The README's headline, from the seeds study's record: on how many seeds step 3 held the target over its
     last 5 epochs, and the mean of the last-5 means ± its standard error. Where some of its runs were reused from
-    a sweep file under `results_dir` (utils.train_runs: `reused_from` "sweeps/..."), a second sentence gives that
+    a sweep file under `results_dir` (runs.train_runs: `reused_from` "sweeps/..."), a second sentence gives that
     whole sweep's numbers: the same model and recipe on all of its seeds; and where the search confirmed them in
     more than one arithmetic, a third gives each one's hold count and their paired difference (`arithmetics_sentence`)."""
     runs = runs_of(record)

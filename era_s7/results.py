@@ -14,7 +14,7 @@ import torch
 
 from .data import atomic_write_bytes
 from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
-from .training import NATIVE_BF16_FLAGS, cpu_flags
+from .training import NATIVE_BF16_FLAGS, cpu_flags, usable_cores
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
@@ -51,6 +51,13 @@ def device_name(device: torch.device) -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> str:
+    """One line: what this run ran on (torch, device and its name, cores, threads, Python)."""
+    name = device_name(device) + ("" if device.type == "cuda" else f", {len(usable_cores())} cores")
+    return (f"torch {torch.__version__} | device {device.type} ({name}) | {torch.get_num_threads()} threads | "
+            f"python {platform.python_version()}")
 
 
 def arithmetic(device: torch.device | str = "cpu", cpuinfo: Path | str = "/proc/cpuinfo") -> str:

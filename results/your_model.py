@@ -1,4 +1,4 @@
-# The notebook cell that defines YourModel, saved by era_s7.check: each seed's process imports it from here.
+# The notebook cell that defines YourModel, saved by era_s7.tools.check: each seed's process imports it from here.
 import torch
 from torch import nn
 

@@ -5,7 +5,7 @@
 #   1. scripts/graph_check.py: the graphed step against the same step run eagerly, 300 steps and a short batch of
 #      32 from one seed; stops everything (exit 1) if their first 10 losses differ by over 1e-5 (relative), or the
 #      eager step synchronises with the host. ~1 min.
-#   2. python -m era_s7.bench --device cuda, alone on the GPU: the seed pipeline, the engine's graph step (fp32)
+#   2. python -m era_s7.tools.bench --device cuda, alone on the GPU: the seed pipeline, the engine's graph step (fp32)
 #      and eager step (fp32, bf16). ~1 min.
 #   3. Model_3 (candidate model3-b64-nodecay-ls005: today's model and recipe) on test seeds 1-20 in fp32 with the
 #      graphed step, 20 processes sharing the GPU, into results/sweeps/cuda-graph/ (a condition of its own: its
@@ -42,17 +42,17 @@ echo "== 1. graph check $JOBS_NOTE"
 timeout 120 $PY scripts/graph_check.py --device $DEVICE $CHECK --out "$OUT/graph-check.json"
 echo "== 2. bench $JOBS_NOTE"
 if [[ $DEVICE == cuda ]]; then
-    timeout 120 $PY -m era_s7.bench --device cuda $BENCH && cp results/bench-cuda.json "$OUT/" || echo "bench failed or timed out"
+    timeout 120 $PY -m era_s7.tools.bench --device cuda $BENCH && cp results/bench-cuda.json "$OUT/" || echo "bench failed or timed out"
 else
     tmp=$(mktemp -d); cp results/bench-cpu.json "$tmp/" 2>/dev/null || true
-    $PY -m era_s7.bench --device cpu $BENCH; cp results/bench-cpu.json "$OUT/bench-dry-run.json"
+    $PY -m era_s7.tools.bench --device cpu $BENCH; cp results/bench-cpu.json "$OUT/bench-dry-run.json"
     cp "$tmp/bench-cpu.json" results/bench-cpu.json 2>/dev/null || true  # a dry run leaves the record as it was
 fi
 echo "== 3. Model_3 on test seeds, step=$STEP $JOBS_NOTE"
 if [[ $DEVICE == cpu ]]; then  # a full epoch is minutes on a CPU: the dry run lists what the sweep would train
-    ERA_S7_STEP=$STEP $PY -m era_s7.sweep model3-b64-nodecay-ls005 --split test --precision fp32 --table --dir "$DIR"
+    ERA_S7_STEP=$STEP $PY -m era_s7.tools.sweep model3-b64-nodecay-ls005 --split test --precision fp32 --table --dir "$DIR"
 else
-    ERA_S7_STEP=$STEP timeout 330 $PY -m era_s7.sweep model3-b64-nodecay-ls005 --split test --precision fp32 \
+    ERA_S7_STEP=$STEP timeout 330 $PY -m era_s7.tools.sweep model3-b64-nodecay-ls005 --split test --precision fp32 \
         --device $DEVICE $SWEEP --dir "$DIR" || echo "sweep stopped (time limit?): the runs finished are kept"
 fi
 cp -r "$DIR"/. "$OUT/" 2>/dev/null || true

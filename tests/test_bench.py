@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from era_s7 import bench, model
+from era_s7 import model
+
+from era_s7.tools import bench
 
 
 def test_bench_builds_today_s_model_3_and_names_it():

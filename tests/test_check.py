@@ -1,6 +1,7 @@
-"""`python -m era_s7.check`: a learner's class against the assignment, on tiny models of the test's own and smoke
+"""`python -m era_s7.tools.check`: a learner's class against the assignment, on tiny models of the test's own and smoke
 settings (one epoch on 512 images, 500 test images)."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import assignment, check, notebooks, report
+from era_s7 import assignment, report, runs
+
+from era_s7.tools import check, notebooks
 from era_s7.results import REPO_ROOT, RESULTS_DIR, model_source_sha256
 
 MODELS = '''
@@ -137,7 +140,7 @@ def test_verdict_in_words_per_rule_with_the_seeds_it_rests_on():
     ("torch", "torch is a module, not a torch.nn.Module class"),
 ])
 def test_a_model_that_cannot_be_checked_is_refused_before_anything_trains(models, tmp_path, name, says, monkeypatch):
-    monkeypatch.setattr(check, "train_seed", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(check.ModelRefused, match=says):
         check.check_model(f"{models}:{name}", [1], device="cpu", smoke=True, data={},
                           record_path=tmp_path / "checks" / "c.json")
@@ -223,15 +226,15 @@ def test_receptive_field_refused_by_the_tool_is_named_and_the_rest_still_runs(mo
 
 def test_an_interrupted_check_resumes_without_retraining_the_seeds_done(models, smoke, tmp_path, monkeypatch, capsys):
     trained = []
-    real = check.train_seed
+    real = runs.train
 
-    def counted(cls, seed, *args, **kwargs):
+    def counted(name, model, data, hp, seed, *args, **kwargs):
         if seed == interrupt_at:
             raise KeyboardInterrupt
         trained.append(seed)
-        return real(cls, seed, *args, **kwargs)
+        return real(name, model, data, hp, seed, *args, **kwargs)
 
-    monkeypatch.setattr(check, "train_seed", counted)
+    monkeypatch.setattr(runs, "train", counted)
     interrupt_at = 2
     with pytest.raises(KeyboardInterrupt):
         smoke(f"{models}:Tiny", seeds=[1, 2, 3])
@@ -245,7 +248,8 @@ def test_an_interrupted_check_resumes_without_retraining_the_seeds_done(models, 
     assert record["runs"][0] == on_disk["runs"][0] and [r["seed"] for r in record["runs"]] == [1, 2, 3]
     out = capsys.readouterr().out
     assert "c.json: seed 1, by the same code, recipe and condition: kept, not retrained" in out
-    assert "--- seed 1: on disk, not retrained. Its epochs:" in out
+    assert re.search(r"--- seed 1: a run of the same code, recipe and seed, made on .* with \d+ thread\(s\), is on disk "
+                     r"\(.*c\.json\); reused, not retrained\. Its epochs:", out)
     assert out.count("epoch  1/1") == 3  # every run of the record is printed, in order, as the notebooks' tests read
     assert "on seeds 1–3" in record["verdict"][0] and "asked are done" not in record["verdict"][0]
 
@@ -259,17 +263,17 @@ def test_an_interrupted_check_resumes_without_retraining_the_seeds_done(models, 
 
 def test_command_line_on_a_file_one_process_per_core_and_its_exit_status(models, tmp_path):
     """The command itself: the seeds trained in pinned one-thread processes, each importing the learner's file."""
-    run = subprocess.run([sys.executable, "-m", "era_s7.check", f"{models}:Tiny", "--seeds", "1-2", "--smoke",
+    run = subprocess.run([sys.executable, "-m", "era_s7.tools.check", f"{models}:Tiny", "--seeds", "1-2", "--smoke",
                           "--device", "cpu", "--precision", "fp32", "--dir", str(tmp_path / "out")],
                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
     assert run.returncode == 1, run.stderr  # 1: a rule failed (one epoch cannot hold for 5)
-    assert "2 seeds to train, " in run.stdout and "one process per core, one thread each" in run.stdout
+    assert "2 runs to train, " in run.stdout and "one process per core, one thread each" in run.stdout
     assert "Verdict: Tiny fails 1 of 3 rules" in run.stdout
     record = json.loads((tmp_path / "out" / "my_models-Tiny.json").read_text())
     assert [r["seed"] for r in record["runs"]] == [1, 2] and {r["threads"] for r in record["runs"]} == {1}
     assert record["model_spec"] == f"{models.resolve()}:Tiny"
 
-    refused = subprocess.run([sys.executable, "-m", "era_s7.check", f"{models}:FiveWay", "--smoke", "--dir",
+    refused = subprocess.run([sys.executable, "-m", "era_s7.tools.check", f"{models}:FiveWay", "--smoke", "--dir",
                               str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert refused.returncode == 2 and refused.stderr.startswith("refused, nothing trained: FiveWay gives outputs")
     assert not (tmp_path / "out" / "my_models-FiveWay.json").exists()
@@ -310,6 +314,6 @@ def test_committed_your_model_record_is_of_the_notebooks_class_on_five_seeds():
 def test_readme_says_how_to_check_your_model():
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("## Does your model pass?", 1)[1].split("\n## ", 1)[0]
-    assert "python -m era_s7.check" in section and "make check-model MODEL=" in section
+    assert "python -m era_s7.tools.check" in section and "make check-model MODEL=" in section
     assert "make notebooks NB=your_model" in section
     assert readme.index("## The three steps") < readme.index("## Your own digit") < readme.index("## Does your model pass?")

@@ -9,7 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import assignment, notebooks, report, results, stale
+from era_s7 import assignment, report, results
+
+from era_s7.tools import notebooks, stale
 from era_s7.results import REPO_ROOT, RESULTS_DIR
 
 STEP_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("step*.ipynb"))

@@ -121,7 +121,9 @@ def test_every_result_block_names_the_torch_its_run_used():
     """Ranges let a run use another torch than the lock's (Colab's own): each Result block says which one it was."""
     from pathlib import Path
 
-    from era_s7 import assignment, notebooks, report, results
+    from era_s7 import assignment, report, results
+
+    from era_s7.tools import notebooks
 
     for notebook in notebooks.NOTEBOOKS:
         record = results.load_record(results.RESULTS_DIR / f"{Path(notebook).stem}.json")

@@ -3,7 +3,9 @@ assignment's limit allowed, and said in words in the Result block."""
 import nbformat
 import pytest
 
-from era_s7 import notebooks, report, results
+from era_s7 import report, results
+
+from era_s7.tools import notebooks
 from era_s7.model import make_model
 from era_s7.parameters import ParameterError, check_parameters
 from era_s7.results import REPO_ROOT

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from era_s7 import profile
+from era_s7.tools import profile
 from era_s7.results import CONDITION_KEYS
 
 

@@ -9,7 +9,9 @@ import time
 import nbformat
 import pytest
 
-from era_s7 import data, notebooks
+from era_s7 import data
+
+from era_s7.tools import notebooks
 from era_s7.model import make_model
 from era_s7.results import REPO_ROOT
 
@@ -60,7 +62,7 @@ def test_run_killed_half_way_leaves_previous_results(tmp_path):
     (results_dir / "demo.json").write_text('{"old": 1}')
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from era_s7 import notebooks
+        from era_s7.tools import notebooks
         notebooks.execute(Path({str(nb_path)!r}), Path({str(results_dir)!r}))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, start_new_session=True)

@@ -6,6 +6,7 @@ import torch
 from era_s7 import results
 from era_s7.model import make_model
 from era_s7.results import HISTORY_KEYS, RECORD_KEYS
+from era_s7.training import HYPERPARAMETERS
 
 
 def fake_history(n=3):
@@ -85,7 +86,7 @@ def test_device_name_names_the_processor_and_records_the_threads():
 
 def test_studies_reuse_a_committed_run_only_under_the_same_condition(tiny_data, tmp_path, capsys):
     from era_s7 import utils
-    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    hp = utils.run_hyperparameters(HYPERPARAMETERS, 1, smoke=True)
     utils.train("step3", make_model("Model_3", 1), tiny_data, hp, 1, tmp_path, log=lambda line: None)
     record = utils.train_runs("study", [("seed-1", "Model_3", hp, 1)], tiny_data, "cpu", tmp_path, reuse=("step3",))
     assert "reused, not retrained" in capsys.readouterr().out and record["runs"][0]["name"] == "seed-1"
@@ -119,7 +120,7 @@ def test_pooled_runs_are_the_runs_one_thread_trains_in_process(tiny_data, tmp_pa
     """Runs spread over pinned one-thread processes give the history a one-thread run here gives, bit for bit,
     come back in their listed order, and reuse a committed one-thread run."""
     from era_s7 import utils
-    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    hp = utils.run_hyperparameters(HYPERPARAMETERS, 1, smoke=True)
     runs = [("a", "Model_3", hp, 1), ("b", "Model_3", hp, 2), ("a", "Model_3", hp, 3)]
     pooled = utils.train_runs("pooled", runs, tiny_data, "cpu", tmp_path, jobs=2)["runs"]
     threads = torch.get_num_threads()
@@ -190,8 +191,8 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
 
 
 def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
-    """A learner's model (era_s7.check) is not in era_s7/model.py: its record is checked against the class it names."""
-    from era_s7 import check, stale
+    """A learner's model (era_s7.tools.check) is not in era_s7/model.py: its record is checked against the class it names."""
+    from era_s7.tools import check, stale
     (tmp_path / "mine.py").write_text("from torch import nn\n\nclass Mine(nn.Module):\n    pass\n")
     sha = results.model_source_sha256(check.load_class(f"{tmp_path / 'mine.py'}:Mine"))
     record = dict(name="mine", kind="check", model="Mine", model_spec="mine.py:Mine", model_source_sha256=sha,
@@ -242,8 +243,9 @@ def test_a_sweeps_test_split_run_stands_in_for_a_studys_and_a_validation_split_r
     """The search's runs on the test split are the notebooks' computation (all 60,000 training images, scored on
     the test set): a study may reuse one, and says which file it came from; a validation-split run of the same
     model, recipe and seed was scored on held-out training images, and never stands in."""
-    from era_s7 import sweep, utils
-    hp = utils.run_hyperparameters(utils.HYPERPARAMETERS, 1, smoke=True)
+    from era_s7 import utils
+    from era_s7.tools import sweep
+    hp = utils.run_hyperparameters(HYPERPARAMETERS, 1, smoke=True)
     run = utils.train("c-seed1", make_model("Model_3", 1), tiny_data, hp, 1, save=False, log=lambda line: None)
     folder = tmp_path / "sweeps" / "machine" / "bf16"
     sweep.add_run("c", "validation", dict(run, candidate="c", split="validation"), folder)

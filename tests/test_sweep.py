@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from era_s7 import results, sweep
+from era_s7 import results
+
+from era_s7.tools import sweep
 from era_s7.receptive_field import count_parameters, receptive_field
 
 
@@ -12,6 +14,13 @@ def fake_run(candidate, seed, last5, params=7568):
     history = [dict(epoch=i, test_acc=acc, train_acc=99.0) for i, acc in enumerate([98.0] * 10 + list(last5), 1)]
     return dict(name=f"{candidate}-seed{seed}", candidate=candidate, seed=seed, params=params, history=history,
                 total_seconds=1.0)
+
+
+def made_here(candidate, run):
+    """`run` as a one-thread run of the candidate on this CPU would record its code, recipe and condition."""
+    asked = sweep.candidate_run(candidate, run["seed"])
+    return dict(run, hyperparameters=asked.hp, **results.condition_of("cpu", 1, asked.hp),
+                model_source_sha256=results.model_source_sha256(type(sweep.candidate_model(candidate))))
 
 
 def add_validation_runs(files, seeds, runs):
@@ -62,7 +71,7 @@ def test_every_candidate_fits_the_budget_and_sees_the_whole_digit(name):
     assert count_parameters(model) < 8000
     assert receptive_field(model)[1] >= 28
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert sweep.check_hyperparameters(recipe)["epochs"] <= 15
+    assert sweep.run_hyperparameters(recipe)["epochs"] <= 15
     assert len(doc) > 10  # what it changes, and where it comes from
 
 
@@ -75,7 +84,7 @@ def test_every_round_names_known_candidates_and_a_derived_one_names_its_source()
     assert sweep.round_dir(Path("r"), "round 1") == Path("r")
 
 
-def test_sweep_files_resume_replace_by_seed_and_table_pairs_on_common_seeds(tmp_path, capsys):
+def test_sweep_files_resume_replace_by_seed_and_table_pairs_on_common_seeds(tmp_path, capsys, monkeypatch):
     for seed, acc in [(1, 99.40), (2, 99.50), (3, 99.30)]:
         sweep.add_run("baseline", "validation", fake_run("baseline", seed, [acc] * 5), tmp_path)
     for seed, acc in [(1, 99.50), (2, 99.55)]:
@@ -89,9 +98,15 @@ def test_sweep_files_resume_replace_by_seed_and_table_pairs_on_common_seeds(tmp_
     baseline = next(line for line in table.splitlines() if line.startswith("| baseline"))
     assert "2/3" in baseline  # 99.30 is below 99.4
 
-    # every requested seed is on disk: nothing is trained
+    # every requested seed is on disk, made as a run here would be (code, recipe, seed, condition): nothing trains
+    for c in ("baseline", "head2"):
+        on_disk = sweep.load_sweep(c, "validation", tmp_path)
+        on_disk["runs"] = [made_here(c, r) for r in on_disk["runs"]]
+        results.save_json(on_disk, sweep.sweep_path(c, "validation", tmp_path))
+    monkeypatch.setattr(sweep, "train_seeds", lambda *a, **k: pytest.fail("trained what is on disk"))
+    capsys.readouterr()
     sweep.run_sweep(["baseline", "head2"], [1, 2], "validation", jobs=1, sweeps_dir=tmp_path)
-    assert "0 runs to train" in capsys.readouterr().out
+    assert "sweep: 0 runs to train (validation split, 1 at a time); 4 already on disk" in capsys.readouterr().out
 
 
 def test_train_candidate_records_what_produced_it(tiny_data):
@@ -124,10 +139,19 @@ def test_a_sweep_refuses_another_condition_before_it_trains(tmp_path, monkeypatc
     run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=results.device_name(torch.device("cpu")),
                arithmetic="AVX2", threads=1)  # made on a CPU of the same name and other kernels
     sweep.add_run("baseline", "validation", run, tmp_path)
-    monkeypatch.setattr(sweep, "pinned_pool", lambda *a, **k: pytest.fail("trained despite another condition"))
-    with pytest.raises(ValueError, match="holds runs made under .*AVX2.*another folder"):
-        sweep.run_sweep(["baseline"], [1, 2], "validation", jobs=1, sweeps_dir=tmp_path)
-    sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path)  # nothing to add: no refusal
+    monkeypatch.setattr(sweep, "train_seeds", lambda *a, **k: pytest.fail("trained despite another condition"))
+    for seeds in ([1, 2], [1]):  # seed 1's run, of another condition, does not stand in for one made here either
+        with pytest.raises(ValueError, match="holds runs made under .*AVX2.*another folder"):
+            sweep.run_sweep(["baseline"], seeds, "validation", jobs=1, sweeps_dir=tmp_path)
+
+
+def test_a_sweep_refuses_to_replace_a_run_made_by_other_code_or_recipe(tmp_path, monkeypatch):
+    run = made_here("baseline", fake_run("baseline", 1, [99.4] * 5))
+    sweep.add_run("baseline", "validation", dict(run, hyperparameters=dict(run["hyperparameters"], lr=0.3)), tmp_path)
+    monkeypatch.setattr(sweep, "train_seeds", lambda *a, **k: pytest.fail("trained over a run on disk"))
+    with pytest.raises(ValueError, match="holds a run of seed 1 made by other code or another recipe .*replace it"):
+        sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path)
+    assert sweep.load_sweep("baseline", "validation", tmp_path)["runs"][0]["hyperparameters"]["lr"] == 0.3  # kept
 
 
 def test_a_derived_candidate_is_read_from_its_source_runs(tmp_path):
@@ -241,7 +265,7 @@ def test_the_noscale_plan_computes_what_the_separable_plan_of_its_width_computes
     """dsx42-noscale's claim: BN's scale and shift fold exactly into the next conv (depthwise weights and a bias;
     the head's weights and bias), so a DSX 42 wide with positive BN scales (step 3's are 0.60-0.91 at least) is a
     DSXNoScale with other weights. (A negative scale would not commute with the max-pool.)"""
-    from era_s7.candidates import DSXNoScale
+    from era_s7.tools.candidates import DSXNoScale
     from era_s7.model import DSX
     torch.manual_seed(0)
     dsx, noscale = DSX(pre=(42,), post=(42,) * 3).eval(), DSXNoScale(42).eval()
@@ -313,8 +337,7 @@ def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_conf
 
 
 def test_model_3s_recipe_is_what_round_6_adopted_and_its_test_confirmation_ran():
-    from era_s7.model import RECIPES
-    adopted = sweep.check_hyperparameters(RECIPES["Model_3"])
-    assert adopted == sweep.check_hyperparameters(sweep.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
-    assert adopted == sweep.check_hyperparameters(sweep.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
-    assert sweep.check_hyperparameters(sweep.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe
+    adopted = sweep.run_hyperparameters("Model_3")
+    assert adopted == sweep.run_hyperparameters(sweep.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
+    assert adopted == sweep.run_hyperparameters(sweep.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
+    assert sweep.run_hyperparameters(sweep.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe

@@ -19,8 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
-from era_s7 import digits, export
-from era_s7.predict import STEP_WEIGHTS, load_model
+from era_s7 import digits
+
+from era_s7.tools import export
+from era_s7.tools.predict import STEP_WEIGHTS, load_model
 from era_s7.results import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,7 +45,7 @@ def pytorch_logits(name: str, x: torch.Tensor) -> np.ndarray:
 
 # ---------------------------------------------------------------- the export, checked in Python
 def test_the_exported_models_are_those_of_the_committed_weights():
-    assert export.stale_exports() == [], "run `make web` (or python -m era_s7.export) to export them again"
+    assert export.stale_exports() == [], "run `make web` (or python -m era_s7.tools.export) to export them again"
 
 
 @pytest.mark.parametrize("name", list(STEP_WEIGHTS))

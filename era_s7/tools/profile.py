@@ -3,7 +3,7 @@
 times), on the engine's own step (`training.train_step`) over real MNIST batches. Writes
 results/profile-<model>-<precision>.json with the condition it was measured under (processor, arithmetic, threads,
 precision, memory format). A measurement, not a test: it asserts nothing about speed.
-    python -m era_s7.profile --model Model_3 --precision bf16 --threads 1
+    python -m era_s7.tools.profile --model Model_3 --precision bf16 --threads 1
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ import torch
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
-from . import training
+from .. import training
 from .bench import build
-from .data import load_mnist
-from .model import RECIPES
-from .results import RESULTS_DIR, condition_of, git_commit, save_json
+from ..data import load_mnist
+from ..model import RECIPES
+from ..runs import run_hyperparameters
+from ..results import RESULTS_DIR, condition_of, git_commit, save_json
 
 
 @contextmanager
@@ -82,7 +83,7 @@ def profile_step(name: str, recipe: str, precision: str, device: torch.device, s
                  warmup: int = 10) -> dict:
     """The record: the model `name` (bench.build) trained by RECIPES[recipe] at `precision`, `warmup` steps, then
     `steps` timed without the profiler (wall ms/step), then `steps` profiled."""
-    hp = training.check_hyperparameters({**RECIPES[recipe], **training.PRECISIONS[precision]})
+    hp = run_hyperparameters(recipe, precision=precision)
     data = load_mnist(device=device)
     x, y = data["x_train"], data["y_train"]
     model = build(name, device).to(memory_format=training.MEMORY_FORMATS[hp["channels_last"]]).train()

@@ -1,5 +1,5 @@
 """Every candidate the search has screened (docs/search.md), by name (`CANDIDATES`), and the rounds that paired
-them (`ROUNDS`); the harness that trains and compares them is era_s7/sweep.py.
+them (`ROUNDS`); the harness that trains and compares them is era_s7/tools/sweep.py.
 
 A candidate is a layer plan plus overrides of step 3's recipe, and a line saying what it changes and where it comes
 from. Every plan maps (n, 1, 28, 28) to (n, 10) logits, has < 8,000 parameters and RF >= 28; each class's docstring
@@ -19,8 +19,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from .model import DSX, RECIPES, Model_1, Model_2, Model_3, Skeleton, conv_block, head, separable
-from .training import with_ema_also
+from ..model import DSX, RECIPES, Model_1, Model_2, Model_3, Skeleton, conv_block, head, separable
+from ..training import with_ema_also
 
 
 class M3(Skeleton):

@@ -23,10 +23,10 @@ import torch
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import CaselessStrEnum, default
 
-from . import assignment, report
-from .data import atomic_write_bytes
-from .results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, device_name, git_commit, load_record, save_json
-from .training import usable_cores
+from .. import assignment, report
+from ..data import atomic_write_bytes
+from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, device_name, git_commit, load_record, save_json
+from ..training import usable_cores
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
              "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]
@@ -181,8 +181,8 @@ def refresh_result_block(notebook: Path, results_dir: Path = RESULTS_DIR) -> Non
 def rf_tables(records: list[tuple[str, dict]]) -> dict[str, str]:
     """Notebook stem -> the receptive-field table, layer by layer, of its record's model as the committed code
     builds it (`make check` fails where a record's model code has changed since)."""
-    from .model import MODELS
-    from .receptive_field import format_receptive_field, receptive_field
+    from ..model import MODELS
+    from ..receptive_field import format_receptive_field, receptive_field
 
     return {Path(nb).stem: format_receptive_field(receptive_field(MODELS[assignment.runs_of(r)[0]["model"]]())[0])
             for nb, r in records}
@@ -215,7 +215,7 @@ def recorded_seconds(notebook: str, results_dir: Path = RESULTS_DIR) -> float:
 
 
 def notebook_command(notebook: str) -> list[str]:
-    return [sys.executable, "-m", "era_s7.notebooks", "--quiet", Path(notebook).stem]
+    return [sys.executable, "-m", "era_s7.tools.notebooks", "--quiet", Path(notebook).stem]
 
 
 def progress(elapsed: float, message: str) -> None:

@@ -1,15 +1,15 @@
-"""`make check` (python -m era_s7.stale): fails when a results/*.json was not produced by the committed model code.
+"""`make check` (python -m era_s7.tools.stale): fails when a results/*.json was not produced by the committed model code.
 
-A command: it reads the records (results) and judges a learner's check record as `era_s7.check` does; nothing in
+A command: it reads the records (results) and judges a learner's check record as `era_s7.tools.check` does; nothing in
 the core imports it."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import model as models
-from .assignment import runs_of
+from .. import model as models
+from ..assignment import runs_of
 from .check import stale_problems
-from .results import RESULTS_DIR, load_record, model_source_sha256
+from ..results import RESULTS_DIR, load_record, model_source_sha256
 
 
 def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
@@ -20,7 +20,7 @@ def stale_records(results_dir: Path | str = RESULTS_DIR) -> list[str]:
         record = load_record(path)
         if "history" not in record and "runs" not in record:
             continue  # not a training run (e.g. bench-<device>.json)
-        if record.get("kind") == "check":  # a learner's model (python -m era_s7.check), not one of era_s7/model.py
+        if record.get("kind") == "check":  # a learner's model (python -m era_s7.tools.check), not one of era_s7/model.py
             problems += stale_problems(record, path)
             continue
         for run in runs_of(record):

@@ -1,4 +1,4 @@
-"""`python -m era_s7.check path/to/model.py:ClassName`: does your model pass the assignment, on several seeds?
+"""`python -m era_s7.tools.check path/to/model.py:ClassName`: does your model pass the assignment, on several seeds?
 
 The assignment's rules: fewer than 8,000 parameters (counted as it counts them: the trainable ones), at most 15
 epochs, and ≥ 99.4 % test accuracy on every one of the last 5 epochs, *consistently*, which one run cannot show.
@@ -13,13 +13,14 @@ A model over the parameter limit is reported failing that rule, and the rest sti
 The record goes to results/checks/<name>.json, rewritten after every seed: an interrupted check resumes, and the
 seeds already done by the same code, recipe and condition are not retrained.
 
-    python -m era_s7.check my_model.py:Net                      # seeds 1-5, step 3's recipe, 15 epochs
-    python -m era_s7.check mypackage.models:Net --seeds 1-8 --recipe my_recipe.json
+    python -m era_s7.tools.check my_model.py:Net                      # seeds 1-5, step 3's recipe, 15 epochs
+    python -m era_s7.tools.check mypackage.models:Net --seeds 1-8 --recipe my_recipe.json
     make check-model MODEL=my_model.py:Net
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -32,14 +33,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import atomic_write_bytes
-from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
-from .assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, last5_spread, passes, run_summary, seed_list,
-                         seeds_phrase, verdict)
-from .results import (REPO_ROOT, RESULTS_DIR, RESULTS_ENV, arithmetic, device_name, load_record, model_source_sha256,
-                      run_condition, save_json)
-from .sweep import parse_seeds
-from .training import POOL_DATA, PRECISIONS, format_epoch, pinned_pool, select_device, usable_cores
+from ..data import atomic_write_bytes
+from ..receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
+from ..assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, last5_spread, parse_seeds, passes,
+                         run_summary, seed_list, seeds_phrase, verdict)
+from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, condition_of, load_record, model_source_sha256, save_json
+from ..data import load_mnist
+from ..model import RECIPES
+from ..runs import Run, recipe_changes, run_hyperparameters, same_run, train_seeds
+from ..training import PRECISIONS, select_device, usable_cores
 
 CHECKS_DIR = RESULTS_DIR / "checks"
 DEFAULT_SEEDS = "1-5"
@@ -127,15 +129,15 @@ def class_spec(cls: type, beside: Path) -> str:
         raise ModelRefused(f"the source of {cls.__name__} is not found (it defines no method of its own, or was not "
                            "defined in a notebook cell): put it in a file and pass path/to/model.py:ClassName")
     beside.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(beside, (f"# The notebook cell that defines {cls.__name__}, saved by era_s7.check: each "
+    atomic_write_bytes(beside, (f"# The notebook cell that defines {cls.__name__}, saved by era_s7.tools.check: each "
                                         "seed's process imports it from here.\n" + "".join(lines)).encode())
     return f"{beside.resolve()}:{cls.__qualname__}"
 
 
-def build(cls: type, seed: int, device: torch.device | str = "cpu") -> nn.Module:
-    """A fresh model, its initial weights fixed by the seed (as model.make_model draws them)."""
-    torch.manual_seed(seed)
-    return cls().to(device)
+def make_class(spec: str) -> nn.Module:
+    """The model of a spec, built with no arguments (runs.build seeds it first): `make` of a check's runs, which
+    pickles for a pool's process, where the class is loaded again from the same file."""
+    return load_class(spec)()
 
 
 def probe(cls: type) -> nn.Module:
@@ -172,26 +174,10 @@ def probe(cls: type) -> nn.Module:
     return model.train()
 
 
-def train_seed(cls: type, seed: int, hp: dict, data: dict, device, log=print) -> dict:
-    """One seed's run record (utils.train, not saved: the check's record holds it; a receptive field the tool refuses
-    is recorded as None by results.make_record)."""
-    from .utils import train
-
-    return train(f"seed-{seed}", build(cls, seed, device), data, hp, seed, log=log, save=False)
-
-
-def _train_pooled(job) -> dict:
-    """A pinned_pool worker: the class loaded again from its spec, one seed trained quietly on the pool's data."""
-    spec, seed, hp, device = job
-    return train_seed(load_class(spec), seed, hp, POOL_DATA, device, log=lambda line: None)
-
-
 # ------------------------------------------------------------------ recipe, seeds
 def load_recipe(recipe: str | dict) -> tuple[str, dict]:
     """(label, overrides of training.HYPERPARAMETERS): a model's recipe by name ('Model_3': step 3's), a JSON
     file of overrides, or a dict. Unknown or bad values are refused by check_hyperparameters."""
-    from .model import RECIPES
-
     if isinstance(recipe, dict):
         return "given", dict(recipe)
     if recipe in RECIPES:
@@ -251,12 +237,11 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     results/checks/<name>.json) after every seed. Seeds of that record made by the same code, recipe and
     condition are kept, not retrained; other runs there are replaced.
 
-    `epochs`: default the recipe's, else 15. `smoke`: a tiny run (utils.SMOKE). `data`: MNIST as tensors
+    `epochs`: default the recipe's, else 15. `smoke`: a tiny run (runs.SMOKE). `data`: MNIST as tensors
     (default: loaded on the device). On the CPU the seeds train `jobs` at a time (0: one per usable core), each
     in its own process pinned to a core with one thread (training.pinned_pool); on a GPU, or with `in_process`,
-    here, one after another. ModelRefused before anything trains when the model cannot be checked."""
-    from . import utils
-
+    here, one after another (runs.train_seeds). ModelRefused before anything trains when the model cannot be
+    checked."""
     seeds = sorted(set(seeds or parse_seeds(DEFAULT_SEEDS)))
     label, overrides = load_recipe(recipe)
     spec = model if isinstance(model, str) else None
@@ -268,7 +253,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     cls = load_class(spec)  # in every case: here and in each seed's process, the class of the same file
     probe_model = probe(cls)
     dev = select_device(device)
-    hp = utils.run_hyperparameters(overrides, epochs or overrides.get("epochs", MAX_EPOCHS), smoke, precision, dev)
+    hp = run_hyperparameters(overrides, epochs or overrides.get("epochs", MAX_EPOCHS), smoke, precision, dev)
     params = count_parameters(probe_model)
 
     cell = not isinstance(model, str) and Path(spec.rpartition(":")[0]) == record_path.with_suffix(".py").resolve()
@@ -284,21 +269,20 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     except ReceptiveFieldError as err:
         rows, rf, refusal = [], None, str(err)
         print(f"receptive field: not computed, the tool refused: {refusal}")
-    print(f"recipe: {label}, {hp['epochs']} epoch{'s' * (hp['epochs'] != 1)}{' (smoke: a tiny run)' if smoke else ''}: {hp}")
+    print(f"recipe: {label}, {hp['epochs']} epoch{'s' * (hp['epochs'] != 1)}{' (smoke: a tiny run)' if smoke else ''}; "
+          f"what it changes from the defaults (training.HYPERPARAMETERS; the record keeps the whole recipe): "
+          f"{recipe_changes(hp)}")
     print(f"seeds: {seed_list(seeds)}")
 
     pooled = dev.type == "cpu" and not in_process
-    threads = 1 if pooled else torch.get_num_threads()
-    here = (device_name(dev), arithmetic(dev), threads, "bf16" if hp["bf16"] else "fp32",
-            "channels_last" if hp["channels_last"] else "contiguous")
+    here = tuple(condition_of(dev, 1 if pooled else torch.get_num_threads(), hp).values())
     sha = model_source_sha256(cls)
     previous = load_record(record_path) if record_path.is_file() else dict(kind="check", runs=[])
     if previous.get("kind") != "check":
         raise ValueError(f"{shown(record_path)} is not a check's record, and is left as it is: choose another name "
                          "(--name) or folder (--dir)")
     on_disk = previous["runs"]
-    kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and r["model_source_sha256"] == sha
-            and r["hyperparameters"] == hp and run_condition(r) == here}
+    kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and same_run(r, sha, hp, r["seed"], here)}
     dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]
     if dropped:
         print(f"{shown(record_path)} held runs of {seeds_phrase(dropped)} made by other code, recipe or condition, "
@@ -308,49 +292,26 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
                   receptive_field_rows=rows, receptive_field_refusal=refusal, recipe=label, hyperparameters=hp,
                   seeds=seeds, test_images=None, runs=[], verdict=[], passes=False)
     if data is None:
-        data = utils.load_mnist(device=dev)
+        data = load_mnist(device=dev)
     record["test_images"] = len(data["x_test"][:hp["test_subset"]])
-    todo = [s for s in seeds if s not in kept]
     if kept:
         print(f"on disk in {shown(record_path)}: {seeds_phrase(list(kept))}, by the same code, recipe and "
               "condition: kept, not retrained")
+    done = dict(kept)
 
-    def save(runs: dict) -> None:
-        record["runs"] = [runs[s] for s in sorted(runs)]
+    def save(i: int | None = None, run: dict | None = None) -> None:  # after every seed: an interrupted check resumes
+        if run is not None:
+            done[run["seed"]] = run
+        record["runs"] = [done[s] for s in sorted(done)]
         record["verdict"] = verdict(record)
         record["passes"] = passes(record)
         save_json(record, record_path)
 
-    done = dict(kept)
-    save(done)
-    workers = min(jobs or len(usable_cores()), len(todo))
-    pool = pinned_pool(workers, "cpu", data) if pooled and todo else None
-    if pool is not None:
-        print(f"{len(todo)} seeds to train, {workers} at a time (one process per core, one thread each)")
-    finished = False
-    try:
-        arrived = (pool.imap_unordered(_train_pooled, [(spec, s, hp, "cpu") for s in todo])
-                   if pool is not None else None)
-        for seed in seeds:
-            if seed in kept:
-                print(f"--- seed {seed}: on disk, not retrained. Its epochs:")
-            else:
-                print(f"--- seed {seed}")
-                if pool is None:  # trained here: its epochs are printed as they end
-                    done[seed] = train_seed(cls, seed, hp, data, dev)
-                    save(done)
-                    continue
-                while seed not in done:  # any seed that ends is saved at once; they are printed in order
-                    run = next(arrived)
-                    done[run["seed"]] = run
-                    save(done)
-            for row in done[seed]["history"]:
-                print(format_epoch(row, done[seed]["epochs"]))
-        finished = True
-    finally:
-        if pool is not None:  # interrupted: the seeds in training are stopped, those done are on disk
-            pool.close() if finished else pool.terminate()
-            pool.join()
+    save()
+    make = functools.partial(make_class, spec)  # in every case: here and in each seed's process, the same file's class
+    train_seeds([Run(f"seed-{s}", make, hp, s, f"seed {s}") for s in seeds], data, dev,
+                (jobs or len(usable_cores())) if pooled else None,
+                on_disk=[(shown(record_path), r) for r in kept.values()], on_done=save)
     print()
     print("\n".join(seeds_report(record)))
     print()

@@ -1,39 +1,40 @@
 """`make sweep`: train N seeds of named candidates and compare each with the baseline on the same seeds.
 
-A candidate is a layer plan plus overrides of step 3's recipe. `--split validation` (the default) trains on
-the first 50,000 training images and scores on the last 10,000: models are chosen there, never on the test
-set, which scores a round's choice once it is made (`--split test`). On the CPU each (candidate, seed) run is one process
-pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it. Results go to
-<dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it stopped
-(seeds already in the file are not retrained). A file holds one condition (processor, thread count, precision,
-memory format: `results.run_condition`): results depend on each, and only runs made under one condition are
-compared. `--precision bf16` trains with bf16 autocast and channels_last (faster on CPUs with bf16 units; measure
-with `make bench`) and keeps its files in <dir>/bf16/.
+A candidate is a layer plan plus overrides of the default recipe (candidates.py). `--split validation` (the
+default) trains on the first 50,000 training images and scores on the last 10,000: models are chosen there, never
+on the test set, which scores a round's choice once it is made (`--split test`). On the CPU each (candidate, seed)
+run is one process pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it.
+Results go to <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it
+stopped: a run in the file made by the same code, recipe, seed and condition is not retrained (runs.same_run), and one
+made by other code or another recipe is not replaced (the sweep refuses). A file holds one condition
+(processor, thread count, precision, memory format: `results.run_condition`): results depend on each, and only
+runs made under one condition are compared. `--precision bf16` trains with bf16 autocast and channels_last (faster
+on CPUs with bf16 units; measure with `make bench`) and keeps its files in <dir>/bf16/.
 
-    python -m era_s7.sweep baseline head2 --seeds 1-8 --split validation --jobs 2
-    python -m era_s7.sweep m3 dsx40 --seeds 1-16 --precision bf16
-    python -m era_s7.sweep --table            # run nothing: print the table of every sweep on disk
+    python -m era_s7.tools.sweep baseline head2 --seeds 1-8 --split validation --jobs 2
+    python -m era_s7.tools.sweep m3 dsx40 --seeds 1-16 --precision bf16
+    python -m era_s7.tools.sweep --table            # run nothing: print the table of every sweep on disk
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
+from torch import nn
 
-from .data import atomic_write_bytes, load_mnist
+from ..data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
-from .assignment import TARGET, held_count, last_accuracies
-from .report import (arithmetic_words, arithmetics_table, condition, confirmations, paired_difference, replace_between,
+from ..assignment import TARGET, held_count, last_accuracies, parse_seeds
+from ..report import (arithmetic_words, arithmetics_table, condition, confirmations, paired_difference, replace_between,
                      runs_table)
-from .results import (CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, make_record, run_condition,
-                      save_json)
-from .training import (POOL_DATA, PRECISIONS, check_hyperparameters, fit, pinned_pool, select_device,
-                       usable_cores)
+from ..results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, run_condition, save_json
+from ..runs import Run, reusable, run_hyperparameters, train_seeds
+from ..training import PRECISIONS, select_device, usable_cores
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
@@ -66,18 +67,6 @@ def split_data(data: dict, split: str) -> dict:
     n = len(data["x_train"]) - VALIDATION_SIZE
     return dict(x_train=data["x_train"][:n], y_train=data["y_train"][:n],
                 x_test=data["x_train"][n:], y_test=data["y_train"][n:])
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'1-8' or '1,3,5' or '1-4,9' -> sorted list of seeds."""
-    seeds = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            seeds.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise ValueError(f"seeds={text!r}: write e.g. '1-8', '1,3,5' or '1-4,9'") from None
-    return sorted(seeds)
 
 
 def last5_mean(run: dict) -> float:
@@ -114,28 +103,30 @@ def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR
 
 
 # ------------------------------------------------------------------ training
-def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = None, data: dict | None = None,
-                    device: str = "cpu", log=lambda line: None, precision: str = "fp32") -> dict:
-    """One run: the candidate's model, initialised from `seed` (on the CPU, as make_model does), trained with
-    its recipe on the split, at `precision` (PRECISIONS)."""
+def candidate_model(candidate: str) -> nn.Module:
+    """The candidate's model, built (runs.build seeds the generator first): the `make` of its runs, which pickles
+    for a pool's process as functools.partial(candidate_model, name)."""
+    return CANDIDATES[candidate].build()
+
+
+def candidate_run(candidate: str, seed: int, epochs: int | None = None, precision: str = "fp32") -> Run:
+    """The run of a candidate and seed: its model, its recipe (runs.run_hyperparameters) at `precision`."""
     if candidate not in CANDIDATES:
         raise ValueError(f"candidate={candidate!r} is not known; allowed: {sorted(CANDIDATES)}")
+    hp = run_hyperparameters(CANDIDATES[candidate].recipe, epochs, precision=precision)
+    return Run(f"{candidate}-seed{seed}", functools.partial(candidate_model, candidate), hp, seed,
+               f"{candidate}, seed {seed}")
+
+
+def train_candidate(candidate: str, seed: int, split: str, epochs: int | None = None, data: dict | None = None,
+                    device: str = "cpu", precision: str = "fp32") -> dict:
+    """One run here, quietly: the candidate's model, initialised from `seed`, trained with its recipe on the split,
+    at `precision` (PRECISIONS); its record names the candidate and split."""
+    run = candidate_run(candidate, seed, epochs, precision)
     if data is None:
         data = split_data(load_mnist(device=select_device(device)), split)
-    build, recipe, _ = CANDIDATES[candidate]
-    hp = check_hyperparameters({**recipe, **PRECISIONS[precision], **({"epochs": epochs} if epochs else {})})
-    torch.manual_seed(seed)
-    model = build().to(data["x_train"].device)
-    start = time.perf_counter()
-    history = fit(model, data, hp, seed=seed, log=log)
-    return dict(make_record(f"{candidate}-seed{seed}", model, hp, seed, history, time.perf_counter() - start),
-                candidate=candidate, split=split)
-
-
-def _train_job(job):
-    candidate, seed, split, epochs, device, precision = job
-    return candidate, train_candidate(candidate, seed, split, epochs, data=POOL_DATA, device=device,
-                                      precision=precision)
+    record = train_seeds([run], data, data["x_train"].device, quiet=True)[0]
+    return dict(record, candidate=candidate, split=split)
 
 
 def derive_runs(source: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> list[str]:
@@ -153,48 +144,61 @@ def derive_runs(source: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> list[
     return written
 
 
-def check_condition(candidates: list[str], split: str, sweeps_dir: Path, precision: str) -> None:
-    """ValueError, before anything trains, if a file of the candidates (those with runs to train) holds runs made
-    under another condition than a pinned one-thread CPU run here would be (processor, arithmetic, precision,
-    memory format)."""
-    here = tuple(condition_of("cpu", 1, PRECISIONS[precision]).values())
-    for c in candidates:
+def check_files(todo: list[tuple[str, Run]], split: str, sweeps_dir: Path, precision: str, device: str) -> None:
+    """ValueError, before anything trains, if the file of a run to train holds runs made under another condition
+    than a one-thread run on `device` here would be (processor, arithmetic, precision, memory format), or a run
+    of its seed that the reuse rule does not take (other code or recipe): training would replace it."""
+    here = tuple(condition_of(device, 1, PRECISIONS[precision]).values())
+    for c, run in todo:
         runs = load_sweep(c, split, sweeps_dir)["runs"]
+        path = sweep_path(c, split, sweeps_dir)
         if runs and run_condition(runs[0]) != here:
-            raise ValueError(f"{sweep_path(c, split, sweeps_dir)} holds runs made under {run_condition(runs[0])}; "
-                             f"this machine's would be {here}: results depend on each, and a sweep file holds one "
-                             "condition. Sweep into another folder (--dir), or continue on a machine of that condition")
+            raise ValueError(f"{path} holds runs made under {run_condition(runs[0])}; this machine's would be {here}: "
+                             "results depend on each, and a sweep file holds one condition. Sweep into another "
+                             "folder (--dir), or continue on a machine of that condition")
+        if any(r["seed"] == run.seed for r in runs):
+            raise ValueError(f"{path} holds a run of seed {run.seed} made by other code or another recipe than "
+                             f"{c}'s today (source hash or hyperparameters differ): training would replace it. Sweep "
+                             "into another folder (--dir)")
 
 
 def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, epochs: int | None = None,
               sweeps_dir: Path = SWEEPS_DIR, device: str = "cpu", precision: str = "fp32") -> None:
-    """Train every (candidate, seed) not yet in its file, seed by seed across candidates (so that partial
-    sweeps stay paired), `jobs` runs at once; `sweeps_dir` is the precision's own folder (precision_dir). A
-    DERIVED candidate trains nothing: its runs are read from its source's. On the CPU, a file of another
-    condition is refused before anything trains (`check_condition`)."""
-    select_device(device)  # a device that is not there fails here, before anything starts
+    """Train every (candidate, seed) that its file lacks, seed by seed across candidates (so that partial sweeps
+    stay paired), `jobs` runs at once in one-thread processes (runs.train_seeds; on the CPU each pinned to a core,
+    on a GPU sharing it); `sweeps_dir` is the precision's own folder (precision_dir). A run in the candidate's file
+    counts by the one reuse rule (runs.same_run: code, recipe, seed, condition); a file of another condition is
+    refused before anything trains, and so is one whose run of a seed the rule does not take (`check_files`). Each
+    run is added to its file as it ends, so an interrupted sweep resumes. A DERIVED candidate trains nothing: its
+    runs are read from its source's."""
+    device = str(select_device(device))  # a device that is not there fails here, before anything starts
     precision_dir(sweeps_dir, precision)  # and so does an unknown precision
     derived = [c for c in candidates if c in DERIVED]
     trained = list(dict.fromkeys([DERIVED[c].source for c in derived] + [c for c in candidates if c not in DERIVED]))
     for source in trained:
         derive_runs(source, split, sweeps_dir)
-    todo = [(c, s, split, epochs, device, precision) for s in seeds for c in trained
-            if s not in {r["seed"] for r in load_sweep(c, split, sweeps_dir)["runs"]}]
-    if device == "cpu":
-        check_condition(sorted({job[0] for job in todo}), split, sweeps_dir, precision)
-    print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); "
-          f"{len(trained) * len(seeds) - len(todo)} already on disk", flush=True)
+    asked = [(c, candidate_run(c, s, epochs, precision)) for s in seeds for c in trained]
+    todo = [(c, run) for c, run in asked if reusable(run, [(c, r) for r in load_sweep(c, split, sweeps_dir)["runs"]],
+                                                      device, 1) is None]
+    check_files(todo, split, sweeps_dir, precision, device)
+    print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); {len(asked) - len(todo)} already on "
+          "disk", flush=True)
     if not todo:
         return
     start = time.perf_counter()
-    with pinned_pool(jobs, device, split_data(load_mnist(), split)) as pool:
-        for done, (candidate, run) in enumerate(pool.imap_unordered(_train_job, todo), 1):
-            add_run(candidate, split, run, sweeps_dir)
-            derive_runs(candidate, split, sweeps_dir)
-            accs = last_accuracies(run)
-            print(f"[{done}/{len(todo)} {time.perf_counter() - start:6.0f}s] {candidate:<10} seed {run['seed']:>3}  "
-                  f"last-5 min {min(accs):.2f} mean {statistics.mean(accs):.2f}  ({run['total_seconds']:.0f} s)",
-                  flush=True)
+
+    def add(i: int, record: dict) -> None:
+        candidate = todo[i][0]
+        add_run(candidate, split, dict(record, candidate=candidate, split=split), sweeps_dir)
+        derive_runs(candidate, split, sweeps_dir)
+        accs = last_accuracies(record)
+        print(f"[{len(added) + 1}/{len(todo)} {time.perf_counter() - start:6.0f}s] {candidate:<10} seed "
+              f"{record['seed']:>3}  last-5 min {min(accs):.2f} mean {statistics.mean(accs):.2f}  "
+              f"({record['total_seconds']:.0f} s)", flush=True)
+        added.append(i)
+
+    added: list[int] = []
+    train_seeds([run for _, run in todo], split_data(load_mnist(), split), device, jobs, on_done=add, quiet=True)
 
 
 # ------------------------------------------------------------------ the table
@@ -399,7 +403,7 @@ def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
 
 
 def describe(candidate: str) -> str:
-    """What a candidate changes and where it comes from (its `doc` in era_s7/candidates.py)."""
+    """What a candidate changes and where it comes from (its `doc` in era_s7/tools/candidates.py)."""
     known = CANDIDATES.get(candidate) or DERIVED.get(candidate)
     return known.doc if known else ""
 

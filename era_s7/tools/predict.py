@@ -1,4 +1,4 @@
-"""Classify photos or scans of digits: python -m era_s7.predict IMAGE... [--model Model_3] [--weights results/step3.pt]
+"""Classify photos or scans of digits: python -m era_s7.tools.predict IMAGE... [--model Model_3] [--weights results/step3.pt]
 
 Each image goes through the MNIST-style preprocessing of era_s7/digits.py; one line per image:
     <file>  <digit>  p=<probability>  runner-up <digit> p=<probability>
@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .digits import classify
-from .model import MODELS, make_model
-from .results import RESULTS_DIR, load_weights
+from ..digits import classify
+from ..model import MODELS, make_model
+from ..results import RESULTS_DIR, load_weights
 
 # Each step's model and the weights its notebook commits.
 STEP_WEIGHTS = {"Model_1": "step1.pt", "Model_2": "step2.pt", "Model_3": "step3.pt"}
@@ -31,7 +31,7 @@ def load_model(name: str = "Model_3", weights: Path | str | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m era_s7.predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m era_s7.tools.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, ...: any size, light or dark paper")
     parser.add_argument("--model", default="Model_3", choices=sorted(MODELS))
     parser.add_argument("--weights", help="a state_dict .pt (default: the model's step in results/)")

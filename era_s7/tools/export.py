@@ -1,4 +1,4 @@
-"""The three steps' committed weights as ONNX models for the web demo: python -m era_s7.export [--force]
+"""The three steps' committed weights as ONNX models for the web demo: python -m era_s7.tools.export [--force]
 
 Writes web/models/step{1,2,3}.onnx (torch.onnx's exporter, input "image" (batch, 1, 28, 28) normalised,
 output "logits" (batch, 10)) and web/models/manifest.json, which records for each model the sha256 of the
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from .data import atomic_write_bytes
+from ..data import atomic_write_bytes
 from .predict import STEP_WEIGHTS, load_model
-from .results import REPO_ROOT, RESULTS_DIR
+from ..results import REPO_ROOT, RESULTS_DIR
 
 WEB_DIR = REPO_ROOT / "web"
 MODELS_DIR = WEB_DIR / "models"
@@ -126,7 +126,7 @@ def max_logit_difference(model_bytes: bytes, model: torch.nn.Module, n: int = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m era_s7.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m era_s7.tools.export", description=__doc__.split("\n")[0])
     parser.add_argument("--force", action="store_true", help="export even the models that are up to date")
     args = parser.parse_args(argv)
     missing = missing_web_modules()

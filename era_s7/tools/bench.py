@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
-from .model import MODELS, RECIPES, make_model
-from .results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
-from .training import (MEMORY_FORMATS, PRECISIONS, STEPS, DeviceSGD, GraphedSteps, check_hyperparameters, evaluate,
+from ..data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
+from .. import runs
+from ..model import MODELS
+from ..results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
+from ..training import (MEMORY_FORMATS, PRECISIONS, STEPS, DeviceSGD, GraphedSteps, evaluate,
                        make_ema, make_optimizer, schedule_table, select_device, set_threads, train_epoch)
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
@@ -61,14 +62,11 @@ def peak_gflops(device: torch.device, dtype=torch.float32, n: int = 2048, second
 
 def build(name: str, device: torch.device) -> nn.Module:
     """A class of era_s7.model by name (initial weights of seed 0), else the sweep candidate of that name."""
-    if name in MODELS:
-        return make_model(name, device=device)
     from .candidates import CANDIDATES  # the search's plans, by name
 
-    if name not in CANDIDATES:
+    if name not in MODELS and name not in CANDIDATES:
         raise SystemExit(f"error: {name!r} is neither a model ({', '.join(MODELS)}) nor a sweep candidate")
-    torch.manual_seed(0)
-    return CANDIDATES[name].build().to(device)
+    return runs.build(MODELS[name] if name in MODELS else CANDIDATES[name].build, 0, device)
 
 
 def describe(name: str, model: nn.Module) -> dict:
@@ -88,7 +86,7 @@ def seed_pipeline_images_per_s(device: torch.device, images: int) -> float:
                              transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
     loader = torch.utils.data.DataLoader(datasets.MNIST(str(DEFAULT_ROOT), train=True, download=False, transform=tf),
                                          batch_size=32, shuffle=True, num_workers=4, persistent_workers=False)
-    model = make_model("Model_3", device=device).train()
+    model = build("Model_3", device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     seen, start = 0, None
     for i, (x, y) in enumerate(loader):
@@ -112,7 +110,7 @@ def engine_timings(device: torch.device, images: int, name: str = "Model_3", pre
     """(training images/s of a model (`build`) with the step-3 recipe at `precision`, its step run as `step`
     (training.STEPS: "graph" replays CUDA graphs), seconds of one full test-set evaluation)."""
     data = load_mnist(device=device)
-    hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[precision]})
+    hp = runs.run_hyperparameters("Model_3", precision=precision)
     model = build(name, device).to(memory_format=MEMORY_FORMATS[hp["channels_last"]])
     x, y = data["x_train"][:images], data["y_train"][:images]
     steps = len(x) // hp["batch_size"] + 1
