@@ -224,6 +224,20 @@ def test_receptive_field_refused_by_the_tool_is_named_and_the_rest_still_runs(mo
     assert "(one seed: no spread)" in out and record["verdict"][0].endswith("on seed 3")
 
 
+def test_a_staged_check_resumes_from_the_committed_record(models, smoke, tmp_path, monkeypatch, capsys):
+    """Under `make notebooks` the record is written into an empty staging folder: the committed record of the same
+    name stands in, run by run, by the one reuse rule."""
+    committed = smoke(f"{models}:Tiny", seeds=[1], record_path=tmp_path / "results" / "c.json")
+    monkeypatch.setattr(check, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv(check.RESULTS_ENV, str(tmp_path / "results" / ".staging-x"))
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("retrained a committed run"))
+    capsys.readouterr()
+    staged = smoke(f"{models}:Tiny", seeds=[1], record_path=tmp_path / "results" / ".staging-x" / "c.json")
+    assert staged["runs"] == committed["runs"]
+    assert (f"on disk in {tmp_path / 'results' / 'c.json'}: seed 1, by the same code, recipe and condition: kept"
+            in capsys.readouterr().out)
+
+
 def test_an_interrupted_check_resumes_without_retraining_the_seeds_done(models, smoke, tmp_path, monkeypatch, capsys):
     trained = []
     real = runs.train

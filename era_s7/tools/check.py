@@ -222,6 +222,15 @@ def shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
+def resumed_from(record_path: Path) -> Path:
+    """The record a check resumes from: its own file; under `make notebooks`, whose staging folder starts empty, the
+    committed record of the same name (results/<same path>) while the staged one does not exist yet."""
+    staging = os.environ.get(RESULTS_ENV)
+    if record_path.is_file() or not staging or not record_path.resolve().is_relative_to(Path(staging).resolve()):
+        return record_path
+    return RESULTS_DIR / record_path.resolve().relative_to(Path(staging).resolve())
+
+
 def default_name(spec: str) -> str:
     """The record's name for a spec: 'my_model.py:Net' -> 'my_model-Net', 'pkg.models:Net' -> 'pkg.models-Net'."""
     where, _, cls = spec.rpartition(":")
@@ -277,7 +286,8 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     pooled = dev.type == "cpu" and not in_process
     here = tuple(condition_of(dev, 1 if pooled else torch.get_num_threads(), hp).values())
     sha = model_source_sha256(cls)
-    previous = load_record(record_path) if record_path.is_file() else dict(kind="check", runs=[])
+    resume = resumed_from(record_path)
+    previous = load_record(resume) if resume.is_file() else dict(kind="check", runs=[])
     if previous.get("kind") != "check":
         raise ValueError(f"{shown(record_path)} is not a check's record, and is left as it is: choose another name "
                          "(--name) or folder (--dir)")
@@ -285,7 +295,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and same_run(r, sha, hp, r["seed"], here)}
     dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]
     if dropped:
-        print(f"{shown(record_path)} held runs of {seeds_phrase(dropped)} made by other code, recipe or condition, "
+        print(f"{shown(resume)} held runs of {seeds_phrase(dropped)} made by other code, recipe or condition, "
               "or of seeds not asked now: they are replaced")
     record = dict(name=record_path.stem, kind="check", model=cls.__name__, model_spec=spec_as_recorded(spec, record_path),
                   model_source_sha256=sha, params=params, params_limit=PARAMS_LIMIT, receptive_field=rf,
@@ -295,7 +305,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
         data = load_mnist(device=dev)
     record["test_images"] = len(data["x_test"][:hp["test_subset"]])
     if kept:
-        print(f"on disk in {shown(record_path)}: {seeds_phrase(list(kept))}, by the same code, recipe and "
+        print(f"on disk in {shown(resume)}: {seeds_phrase(list(kept))}, by the same code, recipe and "
               "condition: kept, not retrained")
     done = dict(kept)
 
@@ -311,7 +321,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     make = functools.partial(make_class, spec)  # in every case: here and in each seed's process, the same file's class
     train_seeds([Run(f"seed-{s}", make, hp, s, f"seed {s}") for s in seeds], data, dev,
                 (jobs or len(usable_cores())) if pooled else None,
-                on_disk=[(shown(record_path), r) for r in kept.values()], on_done=save)
+                on_disk=[(shown(resume), r) for r in kept.values()], on_done=save)
     print()
     print("\n".join(seeds_report(record)))
     print()
