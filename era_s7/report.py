@@ -33,7 +33,7 @@ def last_epochs_table(history: list[dict], n: int = LAST, target: float = TARGET
     return "\n".join(lines)
 
 
-def condition(run: dict) -> str:
+def condition_words(run: dict) -> str:
     """What a run's numbers depend on, in words: device (processor; its arithmetic), threads, precision; e.g.
     "cpu (AMD EPYC; AVX512 +avx512_bf16), 1 thread, bf16 + channels_last". Parts a record lacks (records made
     before they were recorded) are left out."""
@@ -50,7 +50,7 @@ def render_result(record: dict) -> str:
     """The Result block of a notebook, in markdown, from its results record."""
     runs = runs_of(record)
     first = runs[0]
-    lines = [f"**Result** (generated from `results/{record['name']}.json`; {condition(first)}, torch {first['torch']})", ""]
+    lines = [f"**Result** (generated from `results/{record['name']}.json`; {condition_words(first)}, torch {first['torch']})", ""]
     models = sorted({(r["model"], r["params"], r["receptive_field"]) for r in runs})
     for model, params, rf in models:
         lines.append(f"- Model `{model}`: **{params:,} parameters**, receptive field **{rf}** px")
@@ -224,7 +224,7 @@ ARITHMETICS_START, ARITHMETICS_END = "<!-- arithmetics:start (generated) -->", "
 
 def arithmetic_words(run: dict, short: bool = False) -> str:
     """A run's arithmetic in words: its precision, and the processor or GPU that computed it, e.g. "fp32 on a GPU
-    (NVIDIA H200)", or short "fp32 GPU" (which one: the sweep file's name; the full condition: `condition`)."""
+    (NVIDIA H200)", or short "fp32 GPU" (which one: the sweep file's name; the full condition: `condition_words`)."""
     where = "CPU" if run["device"] == "cpu" else "GPU"
     if short:
         return f"{run.get('precision', 'fp32')} {where}"

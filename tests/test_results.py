@@ -167,7 +167,7 @@ def test_headline_and_condition_say_what_the_runs_say():
     # last-5 means 99.5, 99.478, 99.44: mean 99.473, std 0.0304, standard error 0.018
     assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; the mean of the last-5 means is "
             "99.473 % ± 0.018") in report.headline(record)
-    assert report.condition(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
+    assert report.condition_words(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
     assert "confirmation" not in report.headline(record)
 
 
@@ -187,7 +187,7 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
                          "model3-test.json`), which on all its 4 seeds **holds on 3 of 4**, mean of the last-5 means "
                          "99.450 % ± 0.050 ([docs/search.md](docs/search.md)).")
     assert "confirmation" not in report.headline(study, tmp_path / "elsewhere")  # no such file: no number
-    assert report.condition(dict(device="cuda")) == "cuda"  # older records: only what they have
+    assert report.condition_words(dict(device="cuda")) == "cuda"  # older records: only what they have
 
 
 def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):

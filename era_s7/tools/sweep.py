@@ -30,8 +30,8 @@ from torch import nn
 from ..data import atomic_write_bytes, load_mnist
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
 from ..assignment import TARGET, held_count, last_accuracies, parse_seeds
-from ..report import (arithmetic_words, arithmetics_table, condition, confirmations, paired_difference, replace_between,
-                     runs_table)
+from ..report import (arithmetic_words, arithmetics_table, condition_words, confirmations, paired_difference,
+                      replace_between, runs_table)
 from ..results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, run_condition, save_json
 from ..runs import Run, reusable, run_hyperparameters, train_seeds
 from ..training import PRECISIONS, select_device, usable_cores
@@ -224,7 +224,7 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
         in_se = f"{diff / se:+.1f}" if n >= 2 and se > 0 else "—"
         lines.append(f"| {c} | {runs[0]['params']:,} | {len(runs)} | {statistics.mean(means.values()):.3f} ± {spread:.3f} | "
                      f"{held}/{len(runs)} | {paired} | {in_se} | {statistics.mean(r['total_seconds'] for r in runs):.0f} |")
-    conditions = sorted({condition(r) for c in candidates for r in load_sweep(c, split, sweeps_dir)["runs"]
+    conditions = sorted({condition_words(r) for c in candidates for r in load_sweep(c, split, sweeps_dir)["runs"]
                          if "device" in r})
     if conditions:  # what the seconds (and the floats) were measured on
         lines.append(f"\nRuns made on {'; '.join(conditions)}; s / run is wall time, two runs at a time.")
@@ -395,7 +395,7 @@ def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
         return "(no runs yet)"
     found = confirmations(own[0], sweeps_dir)
     lines = [arithmetics_table(own[0], sweeps_dir), "",
-             "Runs made on " + "; ".join(f"{condition(runs[0])}, torch {runs[0]['torch']}" for _, runs in found) + "."]
+             "Runs made on " + "; ".join(f"{condition_words(runs[0])}, torch {runs[0]['torch']}" for _, runs in found) + "."]
     for path, runs in found[1:]:
         lines += ["", f"Each run's last-5 min / mean, {arithmetic_words(runs[0])}:", "",
                   seeds_matrix("test", (Path(sweeps_dir).parent / path).parent, [runs[0]["candidate"]])]
