@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from .assignment import MAX_EPOCHS
-from .training import resolve_precision, select_device
+from .machine import select_device
+from .training import resolve_precision
 
 
 class ParameterError(ValueError):

@@ -5,7 +5,6 @@ import hashlib
 import inspect
 import io
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,11 @@ from pathlib import Path
 import torch
 
 from .data import atomic_write_bytes
+from .machine import CONDITION_KEYS, arithmetic, condition_of, run_condition  # noqa: F401 arithmetic: see below
 from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
-from .training import NATIVE_BF16_FLAGS, cpu_flags, usable_cores
 
+# `results.arithmetic`, the name the workplace's notes use for the processor's arithmetic, stays importable from
+# here; its one definition is machine.arithmetic, with the other facts of the machine a run ran on.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"  # set by `make notebooks`: the staging folder a notebook writes into
@@ -42,67 +43,12 @@ def git_commit() -> str | None:
         return None
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the processor's model name (results depend on it, and on the thread count)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device) -> str:
-    """One line: what this run ran on (torch, device and its name, cores, threads, Python)."""
-    name = device_name(device) + ("" if device.type == "cuda" else f", {len(usable_cores())} cores")
-    return (f"torch {torch.__version__} | device {device.type} ({name}) | {torch.get_num_threads()} threads | "
-            f"python {platform.python_version()}")
-
-
-def arithmetic(device: torch.device | str = "cpu", cpuinfo: Path | str = "/proc/cpuinfo") -> str:
-    """What decides the floats a run computes, beyond its code and seed: on the CPU, torch's kernel capability
-    (`torch.backends.cpu.get_cpu_capability()`: "AVX2", "AVX512", ...) and the bf16 units its flags name
-    (`training.NATIVE_BF16_FLAGS`: oneDNN's bf16 kernels differ by them), e.g. "AVX512 +avx512_bf16 +amx_bf16";
-    on a GPU, "cuda sm_<major><minor>". The processor's model-name line cannot tell these apart ("AMD EPYC" has
-    been both an AVX2 CPU and one with avx512_bf16, and bf16 ran 2.5x slower on the first, through other kernels)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return f"cuda sm_{major}{minor}"
-    if device.type != "cpu":
-        return device.type
-    flags = set(cpu_flags(cpuinfo))
-    return " ".join([torch.backends.cpu.get_cpu_capability(), *(f"+{f}" for f in NATIVE_BF16_FLAGS if f in flags)])
-
-
 # Records made before `arithmetic` was recorded: what it was, inferred from the processor's name and the precision
 # (docs/research-log.md, "Performance"): the only Intel Xeon these ran on had AVX-512, AMX and bf16 flags; every
 # "AMD EPYC" record on disk came from the EPYC with avx512_bf16 (the AVX2 EPYC built the engine, and none of its
 # runs is a committed record). `relabel_arithmetic` writes these into the records, with `arithmetic_inferred`.
 INFERRED_ARITHMETIC = {"Intel(R) Xeon(R) Processor": "AVX512 +avx512_bf16 +amx_bf16",
                        "AMD EPYC": "AVX512 +avx512_bf16"}
-
-CONDITION_KEYS = ("device_name", "arithmetic", "threads", "precision", "memory_format")
-
-
-def run_condition(run: dict) -> tuple:
-    """What a run's numbers depend on besides its model, recipe and seed (CONDITION_KEYS): processor (or GPU) and
-    its arithmetic (`arithmetic`: which kernels computed the floats), thread count, precision ('fp32' or 'bf16'
-    autocast) and memory format. Runs are compared only under one condition. Records from before precision was
-    recorded were fp32, contiguous; those from before arithmetic was recorded have it as None (unknown), which
-    matches no measured one, until `relabel_arithmetic` writes in what can be inferred."""
-    return (run.get("device_name"), run.get("arithmetic"), run.get("threads"), run.get("precision", "fp32"),
-            run.get("memory_format", "contiguous"))
-
-
-def condition_of(device: torch.device | str, threads: int, hp: dict) -> dict:
-    """The condition (CONDITION_KEYS -> value) that a run on `device` with `threads` threads and hyperparameters `hp`
-    is made under, as its record states it (`make_record`): `run_condition` of that record is its values."""
-    device = torch.device(device)
-    return dict(device_name=device_name(device), arithmetic=arithmetic(device), threads=threads,
-                precision="bf16" if hp.get("bf16") else "fp32",
-                memory_format="channels_last" if hp.get("channels_last") else "contiguous")
 
 
 def relabel_arithmetic(results_dir: Path | str = RESULTS_DIR) -> list[str]:

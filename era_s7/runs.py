@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from .assignment import runs_of
+from .machine import POOL_DATA, condition_of, pinned_pool, run_condition, usable_cores
 from .model import MODELS, RECIPES
-from .results import (RESULTS_DIR, RESULTS_ENV, condition_of, load_record, make_record, model_source_sha256,
-                      run_condition, save_json, save_run)
-from .training import (HYPERPARAMETERS, POOL_DATA, PRECISIONS, check_hyperparameters, fit, format_epoch, pinned_pool,
-                       resolve_precision, usable_cores, without_ema)
+from .results import RESULTS_DIR, RESULTS_ENV, load_record, make_record, model_source_sha256, save_json, save_run
+from .training import (HYPERPARAMETERS, PRECISIONS, check_hyperparameters, fit, format_epoch, resolve_precision,
+                       without_ema)
 
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
@@ -87,7 +87,7 @@ class Run(NamedTuple):
 def same_run(record: dict, sha: str, hp: dict, seed: int, condition: tuple) -> bool:
     """The reuse rule: a record stands in for a run when its model code (source hash), hyperparameters (a record
     made before a hyperparameter existed ran with its default, which every new one has "off"), seed and condition
-    (results.run_condition: processor, arithmetic, threads, precision, memory format) are the run's own."""
+    (machine.run_condition: processor, arithmetic, threads, precision, memory format) are the run's own."""
     try:
         recorded = check_hyperparameters(record["hyperparameters"])
     except (KeyError, ValueError):  # a hyperparameter since removed: not this code's recipe

@@ -6,15 +6,14 @@ No DataLoader, no PIL, no per-sample Python: a batch is an index slice, its augm
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .data import MNIST_MEAN, MNIST_STD
+from .machine import native_bf16
 
 # One explicit dict: every run records the values it used (results/<name>.json).
 HYPERPARAMETERS = dict(
@@ -52,22 +51,6 @@ HYPERPARAMETERS = dict(
 # depthwise-separable plan 3.4x faster on a 2-core AMD EPYC with avx512_bf16, 2.2x on an Intel Xeon with AMX,
 # and 2.5x slower on an AMD EPYC without bf16 units: `make bench` measures it on the machine at hand.
 PRECISIONS = {"fp32": {}, "bf16": {"bf16": True, "channels_last": True}}
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 CPU flags of bf16 arithmetic units
-
-
-def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> list[str]:
-    """The CPU's feature flags (Linux /proc/cpuinfo); [] where they cannot be read (macOS, Windows)."""
-    try:
-        return next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
-                     if line.startswith("flags")), [])
-    except OSError:
-        return []
-
-
-def native_bf16(cpuinfo: Path | str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the CPUs on which bf16 autocast was measured
-    faster. Read from the Linux CPU flags; False where they cannot be read (macOS, Windows): fp32 is safe there."""
-    return any(flag in cpu_flags(cpuinfo) for flag in NATIVE_BF16_FLAGS)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -85,61 +68,6 @@ MEMORY_FORMATS = {False: torch.contiguous_format, True: torch.channels_last}  # 
 OPTIMIZERS = ("sgd", "adam", "muon")
 SCHEDULES = ("onecycle", "step", "constant")
 BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # the normalised value of a black pixel
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; a named device must exist."""
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
-    if name not in available:
-        raise ValueError(f"device={name!r} is not known; allowed: 'auto', 'cpu', 'cuda', 'mps'")
-    if not available[name]:
-        present = [d for d, ok in available.items() if ok]
-        raise ValueError(f"device={name!r} is not present on this machine; present: {present} (or use 'auto')")
-    return torch.device(name)
-
-
-def usable_cores() -> list[int]:
-    """The cores this process may run on. Linux knows its affinity; macOS and Windows have no
-    `os.sched_getaffinity`, so there every core counts."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
-def set_threads(threads: int | None = None) -> int:
-    """Intra-op threads for CPU work. Default: one per core the process may use, since on small
-    CPUs an oversubscribed pool collapses when another process takes a core (measured in the README)."""
-    threads = threads or len(usable_cores())
-    torch.set_num_threads(threads)
-    return threads
-
-
-POOL_DATA: dict = {}  # in a pinned_pool worker: the data the pool was given, on the worker's device
-
-
-def _init_pinned_worker(cores, device: str, data: dict | None) -> None:
-    """Pool initializer: one thread; on the CPU this worker takes the next free core, so runs never share one."""
-    core = cores.get()
-    if device == "cpu" and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {core})
-    torch.set_num_threads(1)
-    POOL_DATA.update({k: v.to(device) for k, v in (data or {}).items()})
-
-
-def pinned_pool(jobs: int, device: str = "cpu", data: dict | None = None):
-    """A pool of `jobs` fresh (spawned) processes with one thread each, on the CPU each pinned to its own core:
-    on small CPUs two one-thread runs side by side get through more images than one two-thread run
-    (research log, performance). On a GPU the processes share the device. `data` (tensors) is sent to each
-    worker once, as POOL_DATA, moved to `device`."""
-    ctx = multiprocessing.get_context("spawn")
-    cores = ctx.Manager().Queue()
-    for core in (usable_cores() * jobs)[:jobs]:
-        cores.put(core)
-    data = {k: v.cpu() for k, v in (data or {}).items()}  # CPU tensors travel; CUDA ones would need IPC
-    return ctx.Pool(jobs, initializer=_init_pinned_worker, initargs=(cores, str(device), data))
 
 
 def check_hyperparameters(hp: dict) -> dict:

@@ -2,14 +2,14 @@
 module that owns it. Nothing is defined here."""
 from .data import load_mnist
 from .digits import classify, render_digit
+from .machine import environment, select_device, set_threads
 from .parameters import check_parameters
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified, plot_runs, plot_samples,
                     plot_your_digit)
 from .receptive_field import format_receptive_field, receptive_field, summary
 from .report import last_epochs_table, runs_table, variants_table
-from .results import environment
 from .runs import figures_path, results_path, run_hyperparameters, train, train_runs
-from .training import predict, select_device, set_threads
+from .training import predict
 
 __all__ = ["check_parameters", "classify", "environment", "figures_path", "format_receptive_field",
            "last_epochs_table", "load_mnist", "plot_augmentations", "plot_confusion", "plot_history",

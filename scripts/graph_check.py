@@ -23,7 +23,7 @@ import warnings
 
 import torch
 
-from era_s7 import training
+from era_s7 import machine, training
 from era_s7.data import load_mnist
 from era_s7.model import RECIPES, make_model
 
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     weights = max((p - q).abs().max().item() for p, q in zip(runs["eager"]["model"].state_dict().values(),
                                                              runs["graph"]["model"].state_dict().values())
                   if p.is_floating_point())
-    result = dict(device=training.select_device(args.device).type, torch=torch.__version__, steps=len(batches),
+    result = dict(device=machine.select_device(args.device).type, torch=torch.__version__, steps=len(batches),
                   graphed=graph_step, first_step_differing=first, first10_max_rel_loss_diff=early,
                   max_abs_weight_diff=weights, final_losses=[a[-1], b[-1]], tolerance=args.tolerance)
     if device.type == "cuda":

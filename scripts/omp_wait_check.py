@@ -1,6 +1,6 @@
 """One-off measurement (issue 25, part 4): two notebooks at once on one laptop.
 
-A notebook trains with one thread per core (`training.set_threads`); a second notebook beside it oversubscribes
+A notebook trains with one thread per core (`machine.set_threads`); a second notebook beside it oversubscribes
 the cores, and OpenMP's threads, which spin while they wait (its default, "active" wait policy), take the cores
 from the other process's work. This times Model_3's training steps (step 3's recipe, fp32, batch 128) of a
 2-thread process alone, and beside a 1-thread process (the second notebook), each with OMP_WAIT_POLICY unset
@@ -50,7 +50,8 @@ def images_per_second(threads: int, batches: int, policy: str | None, beside: bo
 def main() -> int:
     import torch
 
-    from era_s7.results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
+    from era_s7.results import RESULTS_DIR, git_commit, save_json
+    from era_s7.machine import arithmetic, device_name
 
     rows = [images_per_second(2, 30, policy, beside) for beside in (False, True) for policy in (None, "PASSIVE")]
     for r in rows:

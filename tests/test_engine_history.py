@@ -1,7 +1,7 @@
 """The engine's CPU histories stay bit for bit what main's engine computed before the step stopped reading the host
 (issue 37): short runs of each step's recipe, compared with `tests/fixtures/engine_histories.json`, which main's engine
 at b8e2348 wrote on the AMD EPYC with avx512_bf16 (`python tests/test_engine_history.py --write`, one thread).
-Another processor (results.arithmetic) or another torch computes other floats, so there the record is skipped; the comparison with
+Another processor (machine.arithmetic) or another torch computes other floats, so there the record is skipped; the comparison with
 the verbatim copy of main's step (`_main_train_epoch`) runs everywhere."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from era_s7 import training
 from era_s7.model import RECIPES, make_model
-from era_s7.results import arithmetic
+from era_s7.machine import arithmetic
 
 RECORD = Path(__file__).parent / "fixtures" / "engine_histories.json"
 SMALL = dict(epochs=2, train_subset=1000, test_subset=200)  # 1000 = 15 x 64 + 40: a short last batch

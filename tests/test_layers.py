@@ -45,7 +45,7 @@ def test_the_commands_are_the_tools_package_and_the_core_is_the_rest():
     assert {m for m in graph if is_command(m)} == {f"tools.{n}" for n in ("bench", "candidates", "check", "export",
                                                                            "notebooks", "predict", "profile", "stale",
                                                                            "sweep")}
-    assert {"model", "utils", "runs", "training", "results", "assignment", "data"} <= set(graph)
+    assert {"model", "utils", "runs", "training", "machine", "results", "assignment", "data"} <= set(graph)
 
 
 def test_no_core_module_imports_a_command():

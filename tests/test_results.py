@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from era_s7 import results
+from era_s7 import machine, results
 from era_s7.model import make_model
 from era_s7.results import HISTORY_KEYS, RECORD_KEYS
 from era_s7.training import HYPERPARAMETERS
@@ -223,7 +223,7 @@ def test_records_made_before_arithmetic_was_recorded_are_labelled_as_inferred(tm
     assert "arithmetic" not in results.load_record(tmp_path / "b.json")
     assert results.load_record(tmp_path / "sweeps" / "c.json")["condition"]["arithmetic"] == "AVX512 +avx512_bf16"
     assert results.relabel_arithmetic(tmp_path) == []  # idempotent
-    assert results.arithmetic("cpu").split()[0] == torch.backends.cpu.get_cpu_capability()
+    assert machine.arithmetic("cpu").split()[0] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_a_committed_run_made_before_a_hyperparameter_existed_is_reused(tiny_data, tmp_path, capsys):

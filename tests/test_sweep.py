@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from era_s7 import results
+from era_s7 import machine, results
 
 from era_s7.tools import sweep
 from era_s7.receptive_field import count_parameters, receptive_field
@@ -19,7 +19,7 @@ def fake_run(candidate, seed, last5, params=7568):
 def made_here(candidate, run):
     """`run` as a one-thread run of the candidate on this CPU would record its code, recipe and condition."""
     asked = sweep.candidate_run(candidate, run["seed"])
-    return dict(run, hyperparameters=asked.hp, **results.condition_of("cpu", 1, asked.hp),
+    return dict(run, hyperparameters=asked.hp, **machine.condition_of("cpu", 1, asked.hp),
                 model_source_sha256=results.model_source_sha256(type(sweep.candidate_model(candidate))))
 
 
@@ -136,7 +136,7 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
 
 
 def test_a_sweep_refuses_another_condition_before_it_trains(tmp_path, monkeypatch):
-    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=results.device_name(torch.device("cpu")),
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name=machine.device_name(torch.device("cpu")),
                arithmetic="AVX2", threads=1)  # made on a CPU of the same name and other kernels
     sweep.add_run("baseline", "validation", run, tmp_path)
     monkeypatch.setattr(sweep, "train_seeds", lambda *a, **k: pytest.fail("trained despite another condition"))

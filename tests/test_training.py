@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from era_s7 import training
+from era_s7 import machine, training
 from era_s7.model import Model_3, make_model
 
 
@@ -67,13 +67,13 @@ def test_bad_hyperparameters_are_named(bad, match):
 
 
 def test_device_selection():
-    assert training.select_device("cpu").type == "cpu"
-    assert training.select_device("auto").type in ("cuda", "mps", "cpu")
+    assert machine.select_device("cpu").type == "cpu"
+    assert machine.select_device("auto").type in ("cuda", "mps", "cpu")
     with pytest.raises(ValueError, match="not known"):
-        training.select_device("tpu")
+        machine.select_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not present"):
-            training.select_device("cuda")
+            machine.select_device("cuda")
 
 
 def test_evaluate_and_predict_agree(tiny_data):
@@ -107,8 +107,8 @@ def test_thread_count_works_where_there_is_no_affinity(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     before = torch.get_num_threads()
     try:
-        assert training.usable_cores() == [0, 1, 2]
-        assert training.set_threads() == 3 == torch.get_num_threads()
+        assert machine.usable_cores() == [0, 1, 2]
+        assert machine.set_threads() == 3 == torch.get_num_threads()
         assert "3 cores" in utils.environment(torch.device("cpu"))
     finally:
         torch.set_num_threads(before)
@@ -191,8 +191,8 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypa
     cpuinfo = tmp_path / "cpuinfo"
     for flags, native in [("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True)]:
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
-        assert training.native_bf16(cpuinfo) is native
-    assert training.native_bf16(tmp_path / "missing") is False  # no /proc (macOS, Windows): fp32
+        assert machine.native_bf16(cpuinfo) is native
+    assert machine.native_bf16(tmp_path / "missing") is False  # no /proc (macOS, Windows): fp32
     monkeypatch.setattr(training, "native_bf16", lambda: True)
     assert training.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert training.resolve_precision("auto", torch.device("cuda")) == "fp32"

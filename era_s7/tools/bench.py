@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from .. import runs
+from ..data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
+from ..machine import arithmetic, device_name, select_device, set_threads
 from ..model import MODELS
-from ..results import RESULTS_DIR, arithmetic, device_name, git_commit, save_json
-from ..training import (MEMORY_FORMATS, PRECISIONS, STEPS, DeviceSGD, GraphedSteps, evaluate,
-                       make_ema, make_optimizer, schedule_table, select_device, set_threads, train_epoch)
+from ..results import RESULTS_DIR, git_commit, save_json
+from ..training import (DeviceSGD, GraphedSteps, MEMORY_FORMATS, PRECISIONS, STEPS, evaluate, make_ema, make_optimizer,
+                        schedule_table, train_epoch)
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 

@@ -33,15 +33,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import atomic_write_bytes
-from ..receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
 from ..assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, last5_spread, parse_seeds, passes,
-                         run_summary, seed_list, seeds_phrase, verdict)
-from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, condition_of, load_record, model_source_sha256, save_json
-from ..data import load_mnist
+                          run_summary, seed_list, seeds_phrase, verdict)
+from ..data import atomic_write_bytes, load_mnist
+from ..machine import condition_of, select_device, usable_cores
 from ..model import RECIPES
+from ..receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
+from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, load_record, model_source_sha256, save_json
 from ..runs import Run, recipe_changes, run_hyperparameters, same_run, train_seeds
-from ..training import PRECISIONS, select_device, usable_cores
+from ..training import PRECISIONS
 
 CHECKS_DIR = RESULTS_DIR / "checks"
 DEFAULT_SEEDS = "1-5"
@@ -248,7 +248,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
 
     `epochs`: default the recipe's, else 15. `smoke`: a tiny run (runs.SMOKE). `data`: MNIST as tensors
     (default: loaded on the device). On the CPU the seeds train `jobs` at a time (0: one per usable core), each
-    in its own process pinned to a core with one thread (training.pinned_pool); on a GPU, or with `in_process`,
+    in its own process pinned to a core with one thread (machine.pinned_pool); on a GPU, or with `in_process`,
     here, one after another (runs.train_seeds). ModelRefused before anything trains when the model cannot be
     checked."""
     seeds = sorted(set(seeds or parse_seeds(DEFAULT_SEEDS)))

@@ -25,8 +25,8 @@ from traitlets import CaselessStrEnum, default
 
 from .. import assignment, report
 from ..data import atomic_write_bytes
-from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, device_name, git_commit, load_record, save_json
-from ..training import usable_cores
+from ..machine import device_name, usable_cores
+from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, git_commit, load_record, save_json
 
 NOTEBOOKS = ["notebooks/step1.ipynb", "notebooks/step2.ipynb", "notebooks/step3.ipynb",
              "notebooks/extended/seeds.ipynb", "notebooks/extended/golf.ipynb", "notebooks/extended/ablation.ipynb"]

@@ -18,12 +18,13 @@ import torch
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
-from .. import training
+from .. import machine, training
 from .bench import build
 from ..data import load_mnist
+from ..machine import condition_of
 from ..model import RECIPES
+from ..results import RESULTS_DIR, git_commit, save_json
 from ..runs import run_hyperparameters
-from ..results import RESULTS_DIR, condition_of, git_commit, save_json
 
 
 @contextmanager
@@ -169,9 +170,9 @@ def main(argv=None) -> int:
     recipe = args.recipe or (args.model if args.model in RECIPES else "Model_3")
     if recipe not in RECIPES:
         parser.error(f"--recipe {recipe!r} is not known; allowed: {', '.join(RECIPES)}")
-    device = training.select_device(args.device)
+    device = machine.select_device(args.device)
     if device.type == "cpu":
-        training.set_threads(args.threads)
+        machine.set_threads(args.threads)
     record = profile_step(args.model, recipe, args.precision, device, args.steps, args.warmup)
     path = save_json(record, args.out or RESULTS_DIR / f"profile-{args.model}-{args.precision}.json")
     print(f"{args.model}, recipe {recipe}, {args.precision} on {record['device_name']} ({record['arithmetic']}), "

@@ -7,7 +7,7 @@ run is one process pinned to one core with one thread; on a GPU (`--device cuda`
 Results go to <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it
 stopped: a run in the file made by the same code, recipe, seed and condition is not retrained (runs.same_run), and one
 made by other code or another recipe is not replaced (the sweep refuses). A file holds one condition
-(processor, thread count, precision, memory format: `results.run_condition`): results depend on each, and only
+(processor, thread count, precision, memory format: `machine.run_condition`): results depend on each, and only
 runs made under one condition are compared. `--precision bf16` trains with bf16 autocast and channels_last (faster
 on CPUs with bf16 units; measure with `make bench`) and keeps its files in <dir>/bf16/.
 
@@ -27,14 +27,15 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data import atomic_write_bytes, load_mnist
-from .candidates import BASELINE, CANDIDATES, DERIVED, ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
 from ..assignment import TARGET, held_count, last_accuracies, parse_seeds
+from .candidates import BASELINE, CANDIDATES, DERIVED, ROUNDS, ROUND_DIRS, TEST_CONFIRMATIONS
+from ..data import atomic_write_bytes, load_mnist
+from ..machine import CONDITION_KEYS, condition_of, run_condition, select_device, usable_cores
 from ..report import (arithmetic_words, arithmetics_table, condition_words, confirmations, paired_difference,
                       replace_between, runs_table)
-from ..results import CONDITION_KEYS, REPO_ROOT, RESULTS_DIR, condition_of, load_record, run_condition, save_json
+from ..results import REPO_ROOT, RESULTS_DIR, load_record, save_json
 from ..runs import Run, reusable, run_hyperparameters, train_seeds
-from ..training import PRECISIONS, select_device, usable_cores
+from ..training import PRECISIONS
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
@@ -91,7 +92,7 @@ def last5_means(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> di
 
 def add_run(candidate: str, split: str, run: dict, sweeps_dir: Path = SWEEPS_DIR) -> Path:
     """Add one run to the candidate's sweep file (replacing a run of the same seed); atomic rewrite.
-    ValueError if the file's runs were made under another condition (`results.run_condition`)."""
+    ValueError if the file's runs were made under another condition (`machine.run_condition`)."""
     sweep = load_sweep(candidate, split, sweeps_dir)
     other = {run_condition(r) for r in sweep["runs"]} - {run_condition(run)}
     if other:
