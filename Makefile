@@ -87,7 +87,8 @@ report: $(STAMP)
 	$(PY) -m era_s7.tools.notebooks --report
 
 # Seeds of named candidates on the validation split, paired against the baseline: make sweep CANDIDATE="baseline head2" SEEDS=1-8
-# (round 3: make sweep CANDIDATE="m3 dsx40" SEEDS=1-16 PRECISION=bf16)
+# (round 3: make sweep CANDIDATE="m3 dsx40" SEEDS=1-16 PRECISION=bf16). Into a folder of your own (DIR=my-sweeps):
+# a sweep adds no run to a file of another condition and replaces no run made by other code or another recipe.
 CANDIDATE ?=
 SEEDS ?= 1-8
 SPLIT ?= validation

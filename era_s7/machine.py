@@ -1,6 +1,6 @@
 """What a run runs on, and what its numbers depend on besides its code, recipe and seed: the device, the
-processor's arithmetic, its cores and threads, a run's condition; and the pool of one-thread processes, one per core,
-that multi-seed jobs train in (runs.train_seeds)."""
+processor's arithmetic, its cores and threads, a run's condition; and the pool of one-thread processes (on the CPU
+one per core, on a GPU sharing it) that multi-seed jobs train in (runs.train_seeds)."""
 from __future__ import annotations
 
 import multiprocessing

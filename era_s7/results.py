@@ -15,8 +15,8 @@ from .data import atomic_write_bytes
 from .machine import CONDITION_KEYS, arithmetic, condition_of, run_condition  # noqa: F401 arithmetic: see below
 from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
 
-# `results.arithmetic`, the name the workplace's notes use for the processor's arithmetic, stays importable from
-# here; its one definition is machine.arithmetic, with the other facts of the machine a run ran on.
+# `results.arithmetic` (where it was defined until the machine's facts got a module of their own) stays importable
+# for the scripts and notes that call it; its one definition is machine.arithmetic.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "results"
 RESULTS_ENV = "ERA_S7_RESULTS_DIR"  # set by `make notebooks`: the staging folder a notebook writes into

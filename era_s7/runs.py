@@ -99,8 +99,12 @@ def same_run(record: dict, sha: str, hp: dict, seed: int, condition: tuple) -> b
 def reusable(run: Run, on_disk: Iterable[tuple[str, dict]], device: torch.device | str,
              threads: int) -> tuple[str, dict] | None:
     """The first (where, record) of `on_disk` that stands in for `run` (`same_run`) when it would train on `device`
-    with `threads` threads, renamed as the run; else None."""
-    sha = model_source_sha256(type(build(run.make, run.seed)))
+    with `threads` threads, renamed as the run; else None. (The model is built once to hash its code, the global
+    random generator's state kept.)"""
+    if not on_disk:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        sha = model_source_sha256(type(build(run.make, run.seed)))
     here = tuple(condition_of(device, threads, run.hp).values())
     match = next(((w, r) for w, r in on_disk if same_run(r, sha, run.hp, run.seed, here)), None)
     return (match[0], dict(match[1], name=run.name)) if match else None
@@ -123,7 +127,7 @@ def train_seeds(runs: list[Run], data: dict, device: torch.device | str, jobs: i
     own core; on a GPU sharing it), the runs in any order, their epochs printed in the runs' order as they arrive.
     `on_disk`: (where, record) pairs that may stand in for a run; a reused record takes the run's name.
     `on_done(i, record)` is called here as each trained run ends (not for reused ones): a caller writes its file
-    there, so an interrupted job keeps every run done. `quiet`: no run's label or epochs are printed."""
+    there, so an interrupted job keeps every run done. `quiet`: nothing is printed (the caller reports)."""
     device = torch.device(device)
     threads = 1 if jobs else torch.get_num_threads()
     on_disk = list(on_disk)
@@ -131,8 +135,9 @@ def train_seeds(runs: list[Run], data: dict, device: torch.device | str, jobs: i
     todo = [i for i in range(len(runs)) if i not in found]
     workers = min(jobs or 1, len(todo))
     pool = pinned_pool(workers, str(device), data) if jobs and todo else None
-    if pool is not None:
-        print(f"{len(todo)} runs to train, {workers} at a time (one process per core, one thread each)", flush=True)
+    if pool is not None and not quiet:
+        shared = "one process per core" if device.type == "cpu" else f"processes sharing the {device.type} device"
+        print(f"{len(todo)} runs to train, {workers} at a time ({shared}, one thread each)", flush=True)
     done = {i: record for i, (_, record) in found.items()}
     finished = False
     try:

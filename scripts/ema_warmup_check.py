@@ -17,7 +17,8 @@ from era_s7.model import RECIPES, make_model
 from era_s7.report import paired_difference
 from era_s7.results import RESULTS_DIR, git_commit, save_json
 from era_s7.machine import device_name
-from era_s7.tools.sweep import parse_seeds, split_data
+from era_s7.assignment import parse_seeds
+from era_s7.tools.sweep import split_data
 from era_s7.training import PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer, train_epoch
 
 

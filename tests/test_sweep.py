@@ -341,3 +341,12 @@ def test_model_3s_recipe_is_what_round_6_adopted_and_its_test_confirmation_ran()
     assert adopted == sweep.run_hyperparameters(sweep.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
     assert adopted == sweep.run_hyperparameters(sweep.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
     assert sweep.run_hyperparameters(sweep.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe
+
+
+def test_the_command_refuses_a_file_it_would_change_with_an_error_not_a_traceback(tmp_path, capsys):
+    run = dict(fake_run("baseline", 1, [99.4] * 5), device_name="Intel Xeon", arithmetic="AVX512", threads=1)
+    sweep.add_run("baseline", "validation", run, tmp_path)
+    assert sweep.main(["baseline", "--seeds", "1", "--jobs", "1", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "holds runs made under" in err and "--table prints its tables" in err
+    assert "Traceback" not in err

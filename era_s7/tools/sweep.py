@@ -156,11 +156,11 @@ def check_files(todo: list[tuple[str, Run]], split: str, sweeps_dir: Path, preci
         if runs and run_condition(runs[0]) != here:
             raise ValueError(f"{path} holds runs made under {run_condition(runs[0])}; this machine's would be {here}: "
                              "results depend on each, and a sweep file holds one condition. Sweep into another "
-                             "folder (--dir), or continue on a machine of that condition")
+                             "folder (--dir), or continue on a machine of that condition; --table prints its tables")
         if any(r["seed"] == run.seed for r in runs):
             raise ValueError(f"{path} holds a run of seed {run.seed} made by other code or another recipe than "
                              f"{c}'s today (source hash or hyperparameters differ): training would replace it. Sweep "
-                             "into another folder (--dir)")
+                             "into another folder (--dir); --table prints its tables")
 
 
 def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, epochs: int | None = None,
@@ -458,8 +458,12 @@ def main(argv=None) -> int:
         return 2
     if not args.table:
         files = precision_dir(args.dir, args.precision)
-        run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs, files, args.device,
-                  args.precision)
+        try:
+            run_sweep(candidates, seeds, args.split, args.jobs or len(usable_cores()), args.epochs, files, args.device,
+                      args.precision)
+        except ValueError as err:  # a file of another condition, or a run it would replace: nothing was trained
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         for c in candidates:
             print(f"\n{c} ({args.split} split, {args.precision})\n{runs_table(load_sweep(c, args.split, files)['runs'])}")
     root = args.dir.resolve() == SWEEPS_DIR.resolve()  # --dir the root: each round's files are in its own folder
