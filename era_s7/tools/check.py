@@ -36,11 +36,11 @@ from torch import nn
 from ..assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, last5_spread, parse_seeds, passes,
                           run_summary, seed_list, seeds_phrase, verdict)
 from ..data import atomic_write_bytes, load_mnist
-from ..machine import condition_of, select_device, usable_cores
+from ..machine import select_device, usable_cores
 from ..model import RECIPES
 from ..receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
 from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, load_record, model_source_sha256, save_json
-from ..runs import Run, recipe_changes, run_hyperparameters, same_run, train_seeds
+from ..runs import Run, recipe_changes, reusable, run_hyperparameters, train_seeds
 from ..training import PRECISIONS
 
 CHECKS_DIR = RESULTS_DIR / "checks"
@@ -284,16 +284,18 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
     print(f"seeds: {seed_list(seeds)}")
 
     pooled = dev.type == "cpu" and not in_process
-    here = tuple(condition_of(dev, 1 if pooled else torch.get_num_threads(), hp).values())
+    make = functools.partial(make_class, spec)  # in every case: here and in each seed's process, the same file's class
+    asked = [Run(f"seed-{s}", make, hp, s, f"seed {s}") for s in seeds]
     sha = model_source_sha256(cls)
     resume = resumed_from(record_path)
     previous = load_record(resume) if resume.is_file() else dict(kind="check", runs=[])
     if previous.get("kind") != "check":
         raise ValueError(f"{shown(record_path)} is not a check's record, and is left as it is: choose another name "
                          "(--name) or folder (--dir)")
-    on_disk = previous["runs"]
-    kept = {r["seed"]: r for r in on_disk if r["seed"] in seeds and same_run(r, sha, hp, r["seed"], here)}
-    dropped = [r["seed"] for r in on_disk if r["seed"] not in kept]
+    on_disk = [(shown(resume), r) for r in previous["runs"]]
+    threads = 1 if pooled else torch.get_num_threads()  # as train_seeds runs them
+    kept = {run.seed: match[1] for run in asked if (match := reusable(run, on_disk, dev, threads))}
+    dropped = [r["seed"] for _, r in on_disk if r["seed"] not in kept]
     if dropped:
         print(f"{shown(resume)} held runs of {seeds_phrase(dropped)} made by other code, recipe or condition, "
               "or of seeds not asked now: they are replaced")
@@ -318,9 +320,7 @@ def check_model(model: type | str, seeds: list[int] | None = None, recipe: str |
         save_json(record, record_path)
 
     save()
-    make = functools.partial(make_class, spec)  # in every case: here and in each seed's process, the same file's class
-    train_seeds([Run(f"seed-{s}", make, hp, s, f"seed {s}") for s in seeds], data, dev,
-                (jobs or len(usable_cores())) if pooled else None,
+    train_seeds(asked, data, dev, (jobs or len(usable_cores())) if pooled else None,
                 on_disk=[(shown(resume), r) for r in kept.values()], on_done=save)
     print()
     print("\n".join(seeds_report(record)))

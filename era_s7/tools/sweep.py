@@ -145,13 +145,15 @@ def derive_runs(source: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> list[
     return written
 
 
-def check_files(todo: list[tuple[str, Run]], split: str, sweeps_dir: Path, precision: str, device: str) -> None:
-    """ValueError, before anything trains, if the file of a run to train holds runs made under another condition
-    than a one-thread run on `device` here would be (processor, arithmetic, precision, memory format), or a run
-    of its seed that the reuse rule does not take (other code or recipe): training would replace it."""
+def check_files(todo: list[tuple[str, Run]], on_file: dict[str, list[dict]], split: str, sweeps_dir: Path,
+                precision: str, device: str) -> None:
+    """ValueError, before anything trains, if the file of a run to train (its runs: `on_file[candidate]`) holds runs
+    made under another condition than a one-thread run on `device` here would be (processor, arithmetic, precision,
+    memory format), or a run of its seed that the reuse rule does not take (other code or recipe): training would
+    replace it."""
     here = tuple(condition_of(device, 1, PRECISIONS[precision]).values())
     for c, run in todo:
-        runs = load_sweep(c, split, sweeps_dir)["runs"]
+        runs = on_file[c]
         path = sweep_path(c, split, sweeps_dir)
         if runs and run_condition(runs[0]) != here:
             raise ValueError(f"{path} holds runs made under {run_condition(runs[0])}; this machine's would be {here}: "
@@ -179,9 +181,9 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
     for source in trained:
         derive_runs(source, split, sweeps_dir)
     asked = [(c, candidate_run(c, s, epochs, precision)) for s in seeds for c in trained]
-    todo = [(c, run) for c, run in asked if reusable(run, [(c, r) for r in load_sweep(c, split, sweeps_dir)["runs"]],
-                                                      device, 1) is None]
-    check_files(todo, split, sweeps_dir, precision, device)
+    on_file = {c: load_sweep(c, split, sweeps_dir)["runs"] for c in trained}  # each file read once
+    todo = [(c, run) for c, run in asked if reusable(run, [(c, r) for r in on_file[c]], device, 1) is None]
+    check_files(todo, on_file, split, sweeps_dir, precision, device)
     print(f"sweep: {len(todo)} runs to train ({split} split, {jobs} at a time); {len(asked) - len(todo)} already on "
           "disk", flush=True)
     if not todo:
