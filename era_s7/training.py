@@ -22,10 +22,16 @@ HYPERPARAMETERS = dict(
     optimizer="sgd",        # "sgd" (Nesterov momentum), "adam", or "muon" (Muon on the conv matrices, SGD on the rest)
     lr=0.1,                 # peak learning rate of the schedule
     momentum=0.9,
+    bn_bias_lr=1.0,         # learning-rate multiplier of BatchNorm's shifts (biases), on the same schedule (1: off)
+    lookahead=0,            # Lookahead (Zhang et al., 2019): every k steps the weights move halfway to a slow copy
+                            # (k; 0: off; pytorch-optimizer's `Lookahead`, alpha 0.5)
     muon_lr=0.02,           # muon: peak learning rate of the Muon part, on the same schedule (Jordan et al.'s 0.02)
     weight_decay=5e-4,
     schedule="onecycle",    # "onecycle", "step" or "constant"; never reads test metrics
     pct_start=0.2,          # onecycle: fraction of steps spent warming up
+    anneal_end=1.0,         # onecycle: fraction of the run at whose end the anneal reaches its floor, then held
+                            # (1.0: the run's end, torch's OneCycleLR as it is)
+    lr_floor=0.0,           # onecycle: the anneal's final lr as a fraction of the peak (0: OneCycleLR's own, 1.6e-6)
     step_size=6, gamma=0.1,  # step schedule: multiply lr by gamma every step_size epochs
     rotate_deg=10.0,        # augmentation: uniform rotation in [-rotate_deg, rotate_deg]
     translate=0.1,          # augmentation: uniform shift in [-translate, translate] of the image size
@@ -89,6 +95,13 @@ def check_hyperparameters(hp: dict) -> dict:
         raise ValueError("rotate_deg and elastic must be >= 0 and translate in [0, 1)")
     if not 0 <= hp["ema"] < 1 or not 0 <= hp["ema_also"] < 1:
         raise ValueError(f"ema={hp['ema']!r} and ema_also={hp['ema_also']!r} must be in [0, 1) (0 turns it off)")
+    if not 0 < hp["anneal_end"] <= 1 or not 0 <= hp["lr_floor"] < 1:
+        raise ValueError(f"anneal_end={hp['anneal_end']!r} must be in (0, 1] and lr_floor={hp['lr_floor']!r} in [0, 1)")
+    if (hp["anneal_end"] < 1 or hp["lr_floor"]) and hp["schedule"] != "onecycle":
+        raise ValueError("anneal_end and lr_floor shape the one-cycle schedule: set schedule='onecycle'")
+    if not hp["bn_bias_lr"] > 0 or not isinstance(hp["lookahead"], int) or hp["lookahead"] < 0:
+        raise ValueError(f"bn_bias_lr={hp['bn_bias_lr']!r} must be > 0 and lookahead={hp['lookahead']!r} a whole "
+                         "number of steps >= 0 (0: off)")
     if hp["ema_also"] and not hp["ema"]:
         raise ValueError("ema_also is a second EMA beside `ema`: set ema too")
     if not 0 <= hp["distill"] < 1 or (hp["distill"] and not hp["ema"]):
@@ -175,25 +188,82 @@ class Stepped(list):
         return [group for item in self for group in item.param_groups]
 
 
+class Held:
+    """A schedule stepped for its first `steps` steps, then held where it ended (learning rate and momentum):
+    the one-cycle anneal that ends before the run does (hp["anneal_end"] < 1)."""
+
+    def __init__(self, sched, steps: int):
+        self.sched, self.steps = sched, steps
+
+    def step(self) -> None:
+        if self.sched.last_epoch < self.steps - 1:
+            self.sched.step()
+
+
 def make_schedule(opt: torch.optim.Optimizer, hp: dict, steps_per_epoch: int, max_lr: float,
                   cycle_momentum: bool = True):
+    """The schedule of hp["schedule"], stepped once per batch. Each of `opt`'s groups peaks at `max_lr` times its
+    "lr_scale" (1 where it has none). "onecycle" is torch's OneCycleLR; with hp["anneal_end"] < 1 or hp["lr_floor"]
+    its cycle ends after that fraction of the run's steps, at lr_floor x peak (the warm-up keeps its length in steps),
+    and holds there (`Held`)."""
+    scales = [g.get("lr_scale", 1.0) for g in opt.param_groups]
+    peak = max_lr if all(s == 1.0 for s in scales) else [max_lr * s for s in scales]
     if hp["schedule"] == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, epochs=hp["epochs"],
-                                                   steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"],
-                                                   cycle_momentum=cycle_momentum)
+        total = hp["epochs"] * steps_per_epoch
+        if hp["anneal_end"] == 1.0 and not hp["lr_floor"]:
+            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, epochs=hp["epochs"],
+                                                       steps_per_epoch=steps_per_epoch, pct_start=hp["pct_start"],
+                                                       cycle_momentum=cycle_momentum)
+        cycle = max(2, round(hp["anneal_end"] * total))
+        div = 25.0  # OneCycleLR's div_factor: the warm-up starts at peak / 25
+        final_div = 1 / (div * hp["lr_floor"]) if hp["lr_floor"] else 1e4
+        return Held(torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=cycle, div_factor=div,
+                                                        final_div_factor=final_div,
+                                                        pct_start=min(hp["pct_start"] * total / cycle, 1.0),
+                                                        cycle_momentum=cycle_momentum), cycle)
+    for group, scale in zip(opt.param_groups, scales):
+        group["lr"] = max_lr * scale
     if hp["schedule"] == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=hp["step_size"] * steps_per_epoch, gamma=hp["gamma"])
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
+def bn_bias_groups(model: torch.nn.Module, groups: list[dict], scale: float) -> list[dict]:
+    """`groups` with BatchNorm's shifts (biases) moved into groups of their own, each beside the group it came from
+    and with its weight decay, at `scale` x the learning rate ("lr_scale", which `make_schedule` reads); unchanged
+    when scale is 1."""
+    if scale == 1.0:
+        return groups
+    shifts = {id(m.bias) for m in model.modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.bias is not None}
+    out = []
+    for group in groups:
+        out.append(dict(group, params=[p for p in group["params"] if id(p) not in shifts]))
+        moved = [p for p in group["params"] if id(p) in shifts]
+        if moved:
+            out.append(dict(group, params=moved, lr_scale=scale))
+    return out
+
+
+def search_optimizer(name: str, asked_by: str):
+    """pytorch-optimizer's class `name` (the search's optimizers beyond torch's; the `search` extra), or ImportError
+    naming the install."""
+    try:
+        import pytorch_optimizer
+    except ImportError:
+        raise ImportError(f'{asked_by} needs pytorch-optimizer: pip install -e ".[search]"') from None
+    return getattr(pytorch_optimizer, name)
+
+
 def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
-    """(optimizer, scheduler) of hp["optimizer"] and hp["schedule"], both stepped once per batch.
+    """(optimizer, scheduler) of hp["optimizer"] and hp["schedule"], both stepped once per batch. BatchNorm's shifts
+    train at hp["bn_bias_lr"] x the learning rate (`bn_bias_groups`); hp["lookahead"] wraps the SGD in Lookahead.
 
     "muon": Muon (Jordan et al., "Muon: an optimizer for hidden layers in neural networks", 2024;
     pytorch-optimizer's `Muon`: Nesterov momentum 0.95, 5 Newton-Schulz steps orthogonalising each update, decoupled
     weight decay) on `muon_matrices` at peak `muon_lr`, and Nesterov SGD on the rest at peak `lr`, each on its own
     copy of the schedule (Muon's momentum is not cycled); `Stepped` holds the pair."""
-    groups = decay_groups(model, hp["no_decay"], hp["weight_decay"])
+    groups = bn_bias_groups(model, decay_groups(model, hp["no_decay"], hp["weight_decay"]), hp["bn_bias_lr"])
     if hp["optimizer"] == "adam":
         opt = torch.optim.Adam(groups, lr=hp["lr"])
         return opt, make_schedule(opt, hp, steps_per_epoch, hp["lr"])
@@ -202,13 +272,15 @@ def make_optimizer(model: torch.nn.Module, hp: dict, steps_per_epoch: int):
     groups = [dict(group, params=[p for p in group["params"] if id(p) not in chosen]) for group in groups]
     opt = torch.optim.SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=True)
     sched = make_schedule(opt, hp, steps_per_epoch, hp["lr"])
+    if hp["lookahead"]:
+        if matrices:
+            raise ValueError("lookahead wraps the SGD optimizer: it is not combined with optimizer='muon'")
+        # the schedule steps the SGD inside, whose step Lookahead's calls
+        return search_optimizer("Lookahead", "lookahead")(opt, k=hp["lookahead"], alpha=0.5), sched
     if not matrices:
         return opt, sched
-    try:
-        from pytorch_optimizer import Muon
-    except ImportError:
-        raise ImportError('optimizer="muon" needs pytorch-optimizer: pip install -e ".[search]"') from None
-    muon = Muon([dict(params=matrices, use_muon=True)], lr=hp["muon_lr"], weight_decay=hp["weight_decay"])
+    muon = search_optimizer("Muon", 'optimizer="muon"')([dict(params=matrices, use_muon=True)], lr=hp["muon_lr"],
+                                                         weight_decay=hp["weight_decay"])
     return (Stepped([opt, muon]),
             Stepped([sched, make_schedule(muon, hp, steps_per_epoch, hp["muon_lr"], cycle_momentum=False)]))
 
@@ -315,8 +387,8 @@ def schedule_table(model: torch.nn.Module, hp: dict, steps_per_epoch: int) -> tu
 
     opt, sched = make_optimizer(copy.deepcopy(model).cpu(), hp, steps_per_epoch)
     if not isinstance(opt, torch.optim.SGD):
-        raise ValueError(f"optimizer={hp['optimizer']!r}: the step with its schedule on the device supports 'sgd' "
-                         "only; train with step='eager'")
+        raise ValueError(f"optimizer={hp['optimizer']!r}, lookahead={hp['lookahead']!r}: the step with its schedule on "
+                         "the device supports plain 'sgd' only; train with step='eager'")
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": nothing is trained here

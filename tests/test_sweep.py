@@ -350,3 +350,36 @@ def test_the_command_refuses_a_file_it_would_change_with_an_error_not_a_tracebac
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "holds runs made under" in err and "--table prints its tables" in err
     assert "Traceback" not in err
+
+
+def test_round_7_decides_on_the_paired_minimum_and_stops_a_candidate_whose_mean_is_lower():
+    """Round 7's staged rule (sweep.MEASURES): the gain is in the last-5 minimum; from seeds 1-8 on, the paired
+    last-5 mean must not be lower."""
+    noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0] * 2
+    base = {s: 99.40 for s in range(1, 17)}
+    mins = {s: 99.45 + e for s, e in enumerate(noise, 1)}
+    higher, lower = ({s: 99.50 for s in range(1, 17)}, {s: 99.50 for s in range(1, 17)}), \
+        ({s: 99.48 for s in range(1, 17)}, {s: 99.50 for s in range(1, 17)})
+    reached, todo = sweep.stage(mins, base, guard=higher, measure="min")
+    assert reached.startswith("replicated (seeds 9-16 (last-5 min +0.050") and "last-5 mean +0.000" in reached
+    reached, todo = sweep.stage(mins, base, guard=lower, measure="min")
+    assert reached == ("stopped: last-5 min +0.050 ± 0.005 on seeds 1-8, last-5 mean -0.020, where the rule needs "
+                       "the mean not lower") and todo is None
+    assert sweep.MEASURES["round 7"] == "min" and "round 7" in sweep.STAGED_ROUNDS
+
+
+def test_round_7_candidates_keep_learning_until_the_last_epoch():
+    """Issue 41's admission rule: a round-7 candidate whose convolutions' learning rate falls below 1 % of its peak
+    before the last epoch begins is out (a run that freezes its weights would meet the letter of the rule)."""
+    from era_s7 import training
+    baseline, members, _ = sweep.ROUNDS["round 7"]
+    steps = 782  # an epoch of the validation split at batch 64
+    for c in [baseline, *members]:
+        hp = sweep.candidate_run(c, 1).hp
+        torch.manual_seed(1)
+        model = sweep.candidate_model(c)
+        if hp["lookahead"]:  # Lookahead leaves the schedule as it is: read the SGD's own
+            hp = dict(hp, lookahead=0)
+        lrs, _ = training.schedule_table(model, hp, steps)
+        conv = lrs[:, 0]  # group 0: the convolutions' weights (decay_groups)
+        assert conv[(hp["epochs"] - 1) * steps] >= 0.01 * conv.max(), c

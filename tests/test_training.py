@@ -306,3 +306,57 @@ def test_muon_without_pytorch_optimizer_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install -e \".\[search\]\""):
         training.make_optimizer(Model_3(), training.check_hyperparameters(dict(optimizer="muon")), 10)
     training.make_optimizer(Model_3(), training.check_hyperparameters({}), 10)  # SGD needs none of it
+
+
+def test_the_one_cycle_can_end_early_at_a_floor_and_hold_it():
+    """anneal_end/lr_floor: the anneal reaches lr_floor x peak after that fraction of the steps and stays there; the
+    warm-up keeps its length in steps; the defaults are torch's OneCycleLR itself (the same floats)."""
+    torch.manual_seed(0)
+    model = Model_3()
+    hp = training.check_hyperparameters(dict(epochs=15, anneal_end=13 / 15, lr_floor=0.02))
+    lrs, momenta = training.schedule_table(model, hp, 10)
+    plain, _ = training.schedule_table(model, training.check_hyperparameters(dict(epochs=15)), 10)
+    assert lrs[:, 0].argmax() == plain[:, 0].argmax() == 29  # the peak at 20 % of 150 steps (OneCycleLR: 30 - 1)
+    assert torch.allclose(lrs[130:, 0], torch.full((21,), 0.1 * 0.02, dtype=torch.float64))
+    assert (lrs[31:130, 0].diff() < 0).all() and momenta[-1, 0] == momenta[129, 0]
+    opt, sched = training.make_optimizer(model, training.check_hyperparameters({}), 10)
+    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
+    for bad in (dict(anneal_end=0.0), dict(lr_floor=1.0), dict(schedule="step", anneal_end=0.5)):
+        with pytest.raises(ValueError, match="anneal_end"):
+            training.check_hyperparameters(bad)
+
+
+def test_bn_bias_lr_gives_batchnorm_s_shifts_their_own_groups_at_a_multiple_of_the_lr():
+    torch.manual_seed(0)
+    model = Model_3()
+    hp = training.check_hyperparameters(dict(bn_bias_lr=4.0, no_decay="depthwise+batchnorm"))
+    opt, _ = training.make_optimizer(model, hp, 10)
+    shifts = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    scaled = [g for g in opt.param_groups if g.get("lr_scale") == 4.0]
+    assert {id(p) for g in scaled for p in g["params"]} == shifts and all(g["weight_decay"] == 0 for g in scaled)
+    assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(map(id, model.parameters()))
+    lrs, _ = training.schedule_table(model, hp, 10)
+    peaks = lrs.max(0).values.tolist()
+    assert [peaks[i] for i, g in enumerate(opt.param_groups) if g.get("lr_scale")] == [pytest.approx(0.4)]
+    assert len(training.make_optimizer(model, training.check_hyperparameters({}), 10)[0].param_groups) == 1
+
+
+def test_lookahead_pulls_the_weights_back_towards_a_slow_copy_every_k_steps():
+    """lookahead=k: pytorch-optimizer's Lookahead (alpha 0.5) around the SGD; after k steps each weight is halfway
+    between where k SGD steps took it and where it started; the schedule still steps the SGD."""
+    torch.manual_seed(0)
+    models = [Model_3(), Model_3()]
+    models[1].load_state_dict(models[0].state_dict())
+    x = torch.randn(16, 1, 28, 28)
+    hp = training.check_hyperparameters(dict(schedule="constant", lr=0.05, lookahead=2))
+    start = [p.detach().clone() for p in models[0].parameters()]
+    opts = [training.make_optimizer(models[0], hp, 10)[0],
+            training.make_optimizer(models[1], dict(hp, lookahead=0), 10)[0]]
+    for _ in range(2):
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            model(x).logsumexp(1).mean().backward()
+            opt.step()
+    head = list(models[0].parameters())[-1]
+    plain = list(models[1].parameters())[-1]
+    assert torch.allclose(head, (start[-1] + plain) / 2, atol=1e-6)

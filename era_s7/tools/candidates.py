@@ -300,6 +300,28 @@ CANDIDATES = {
                                           "dsx41-b64-nodecay-ls005 built as Model_3 itself: its runs on the test "
                                           "split are the ones step 3's notebooks can reuse"),
 }
+# round 7: the last-5 window (epochs 11-15), one change each on today's Model_3 recipe (round 6's choice), defined
+# before any of their runs; each keeps the convolutions' learning rate >= 1 % of its peak until the last epoch begins
+# (tests/test_sweep.py). Today's one-cycle is at 25 % of its peak at the end of epoch 11 and the window's minimum falls
+# there in most runs (issue 41)
+R7 = CANDIDATES["dsx41-b64-nodecay-ls005"].recipe
+ON_R6 = "on Model_3 (dsx41) and round 6's recipe: "
+CANDIDATES.update({
+    "dsx41-r7-anneal13": Candidate(dsx41, {**R7, "anneal_end": 13 / 15, "lr_floor": 0.02},
+                                   ON_R6 + "the one-cycle's anneal ends with epoch 13 at 2 % of the peak, held through "
+                                   "epoch 15 (the warm-up unchanged): at the end of epoch 11 the lr is 11 % of the peak "
+                                   "instead of 25 %, with two epochs more of anneal than the 11-epoch compression the "
+                                   "issue measured"),
+    "dsx41-r7-bnbias4": Candidate(dsx41, {**R7, "bn_bias_lr": 4.0},
+                                  ON_R6 + "BatchNorm's shifts at 4x the learning rate: each conv before a BN is "
+                                  "scale-invariant and moves at lr / |w|^2, about 3x lr at initialisation (rows of "
+                                  "squared norm 1/3), while the shifts moved at lr (airbench's largest optimizer gain "
+                                  "is this lever, at 64x under its own scaling; 4 is not tuned)"),
+    "dsx41-r7-lookahead": Candidate(dsx41, {**R7, "lookahead": 5},
+                                    ON_R6 + "Lookahead around the Nesterov SGD (Zhang et al., NeurIPS 2019; k 5, "
+                                    "alpha 0.5, pytorch-optimizer's): every 5 steps the weights move halfway back to a "
+                                    "slow copy, damping the step-to-step noise the late epochs are scored through"),
+})
 
 
 class Derived(NamedTuple):
@@ -329,9 +351,12 @@ ROUNDS = {
                           "dsx41-wd5e4", "dsx41-ls005", "dsx41-ema999", "dsx41-distill", "dsx41-muon", "dsx42-noscale",
                           "dsx41-b64-nodecay-ls005"],
                 "bf16"),
+    # the last-5 window, on an AMD EPYC without bf16 units, where fp32 is the notebooks' precision and bf16 runs 6x
+    # slower (its own folder: ROUND_DIRS); decided on the paired last-5 minimum (sweep.MEASURES)
+    "round 7": ("dsx41-b64-nodecay-ls005", ["dsx41-r7-anneal13", "dsx41-r7-bnbias4", "dsx41-r7-lookahead"], "fp32"),
 }
 # round -> the folder under the sweeps' root that holds its files (default: the root): a round swept under
 # another condition than the rounds before it keeps its own files, named by that condition's processor
-ROUND_DIRS = {"round 6": "xeon-amx"}
+ROUND_DIRS = {"round 6": "xeon-amx", "round 7": "epyc-avx2"}
 # round -> the candidates whose runs on the test split score its choice, in the round's folder and precision
 TEST_CONFIRMATIONS = {"round 6": ["model3-b64-nodecay-ls005"]}

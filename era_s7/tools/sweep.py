@@ -253,15 +253,26 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1", m
 
 # The staged rule of rounds 5 on, fixed before their runs: (first seed, last seed, what passing there needs)
 STAGES = ((1, 4, "a positive gain"), (1, 8, "a gain >= 2 SE"), (9, 16, "a gain >= 2 SE on these 8 alone"))
-STAGED_ROUNDS = ("round 5", "round 6")
+STAGED_ROUNDS = ("round 5", "round 6", "round 7")
+# round -> the measure its staged rule decides on (default "mean"): round 7 aims at the last-5 window, so it decides on
+# the assignment's own measure, the paired last-5 minimum, and asks the paired last-5 mean not to be lower
+MEASURES = {"round 7": "min"}
 
 
-def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float = 2.0) -> tuple[str, str | None]:
-    """Where a candidate stands under the staged rule, from its and the baseline's last-5 means by seed: a screen on
-    seeds 1-4 stops it unless its paired gain is positive; on seeds 1-8 a gain >= `min_se` standard errors qualifies
-    it; fresh seeds 9-16 must replicate that (>= `min_se` standard errors on those 8 alone). Returns (what it has
-    reached, in words with the gain ± SE; the seeds of the stage to run next, "1-4", "1-8" or "9-16", or None once it
-    stopped or passed every stage)."""
+def last5_mins(candidate: str, split: str, sweeps_dir: Path = SWEEPS_DIR) -> dict[int, float]:
+    """seed -> last-5 minimum of the candidate's runs on disk."""
+    return {r["seed"]: min(last_accuracies(r)) for r in load_sweep(candidate, split, sweeps_dir)["runs"]}
+
+
+def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float = 2.0,
+          guard: tuple[dict[int, float], dict[int, float]] | None = None,
+          measure: str = "mean") -> tuple[str, str | None]:
+    """Where a candidate stands under the staged rule, from its and the baseline's last-5 `measure` ("mean" or
+    "min") by seed: a screen on seeds 1-4 stops it unless its paired gain is positive; on seeds 1-8 a gain >= `min_se`
+    standard errors qualifies it; fresh seeds 9-16 must replicate that (>= `min_se` standard errors on those 8 alone).
+    `guard` (the candidate's and baseline's last-5 means, when the rule decides on another measure): from seeds 1-8
+    on, the paired gain in the mean must also be >= 0. Returns (what it has reached, in words with the gain ± SE; the
+    seeds of the stage to run next, "1-4", "1-8" or "9-16", or None once it stopped or passed every stage)."""
     reached = None
     for first, last, needs in STAGES:
         seeds = range(first, last + 1)
@@ -270,8 +281,14 @@ def stage(candidate: dict[int, float], baseline: dict[int, float], min_se: float
             progress = f"{len(paired)} of seeds {first}-{last} paired"
             return (f"{reached}; {progress}" if reached else f"screening ({progress})"), f"{first}-{last}"
         diff, se, n = paired_difference({s: candidate[s] for s in seeds}, baseline)
-        gain = f"{diff:+.3f} ± {se:.3f} on seeds {first}-{last}"
-        if not (diff > 0 if last == 4 else se > 0 and diff >= min_se * se):
+        gain = ("" if measure == "mean" else f"last-5 {measure} ") + f"{diff:+.3f} ± {se:.3f} on seeds {first}-{last}"
+        passed = diff > 0 if last == 4 else se > 0 and diff >= min_se * se
+        if guard is not None and last != 4:
+            mean_diff, _, _ = paired_difference({s: guard[0][s] for s in seeds if s in guard[0]}, guard[1])
+            gain += f", last-5 mean {mean_diff:+.3f}"
+            if passed and mean_diff < 0:
+                return f"stopped: {gain}, where the rule needs the mean not lower", None
+        if not passed:
             return f"stopped: {gain}, where the rule needs {needs}", None
         reached = f"passed seeds {first}-{last} ({gain})"
     return f"replicated ({reached.removeprefix('passed ')}): to the test set", None
@@ -284,18 +301,23 @@ def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "ro
     `sweeps_dir` is the root."""
     baseline, candidates, precision = ROUNDS[round_]
     files = round_dir(sweeps_dir, round_)
-    base = last5_means(baseline, split, files)
+    measure = MEASURES.get(round_, "mean")
+    of = last5_mins if measure == "min" else last5_means
+    base, base_means = of(baseline, split, files), last5_means(baseline, split, files)
     lines, todo, replicated = [], {}, {}  # replicated: candidate -> its paired gain over all its seeds
     for c in candidates:
-        means = last5_means(c, split, files)
-        reached, seeds = stage(means, base)
+        means = of(c, split, files)
+        guard = (last5_means(c, split, files), base_means) if measure != "mean" else None
+        reached, seeds = stage(means, base, guard=guard, measure=measure)
         lines.append(f"- `{c}`: {reached}" + (f"; next: seeds {seeds}" if seeds else ""))
         if seeds:
             todo.setdefault(seeds, []).append(c)
         if reached.startswith("replicated"):
             replicated[c] = paired_difference(means, base)[0]
-    rule = ("Decision rule (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors on "
-            "seeds 1-8 qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
+    on, guarded = ((f", on the paired last-5 {measure},", " with the paired last-5 mean not lower")
+                   if measure != "mean" else ("", ""))
+    rule = (f"Decision rule{on} (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors "
+            f"on seeds 1-8{guarded} qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")
     directory = f" DIR={(SWEEPS_DIR / ROUND_DIRS[round_]).relative_to(REPO_ROOT)}" if round_ in ROUND_DIRS else ""
     if replicated:  # the round has its choice: the others' later stages would decide nothing
         chosen = max(replicated, key=replicated.get)
