@@ -22,6 +22,23 @@ def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> list[str]:
         return []
 
 
+def processor(cpuinfo: Path | str = "/proc/cpuinfo") -> dict:
+    """What identifies the CPU beyond its model-name line: vendor, family, model and stepping, and the sha256 of its
+    sorted feature flags (Linux /proc/cpuinfo); {} where they cannot be read. Two processors of one `arithmetic`
+    label can compute other floats (an AMD EPYC and an Intel Xeon, both "AVX512 +avx512_bf16")."""
+    import hashlib
+    try:
+        lines = Path(cpuinfo).read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        return {}
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    if "flags" not in fields:
+        return {}
+    return dict(vendor=fields.get("vendor_id"), family=fields.get("cpu family"), model=fields.get("model"),
+                stepping=fields.get("stepping"),
+                flags_sha256=hashlib.sha256(" ".join(sorted(fields["flags"].split())).encode()).hexdigest())
+
+
 def native_bf16(cpuinfo: Path | str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the CPUs on which bf16 autocast was measured
     faster. Read from the Linux CPU flags; False where they cannot be read (macOS, Windows): fp32 is safe there."""

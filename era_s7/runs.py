@@ -86,14 +86,15 @@ class Run(NamedTuple):
 
 def same_run(record: dict, sha: str, hp: dict, seed: int, condition: tuple) -> bool:
     """The reuse rule: a record stands in for a run when its model code (source hash), hyperparameters (a record
-    made before a hyperparameter existed ran with its default, which every new one has "off"), seed and condition
-    (machine.run_condition: processor, arithmetic, threads, precision, memory format) are the run's own."""
+    made before a hyperparameter existed ran with its default, which every new one has "off"), seed, condition
+    (machine.run_condition: processor, arithmetic, threads, precision, memory format) and torch version are the run's
+    own: another torch computes other floats (the floors' torch 2.8 does, tests/test_engine_history.py)."""
     try:
         recorded = check_hyperparameters(record["hyperparameters"])
     except (KeyError, ValueError):  # a hyperparameter since removed: not this code's recipe
         return False
-    return (record.get("model_source_sha256"), recorded, record.get("seed"), run_condition(record)) == \
-        (sha, hp, seed, condition)
+    return (record.get("model_source_sha256"), recorded, record.get("seed"), run_condition(record),
+            record.get("torch")) == (sha, hp, seed, condition, torch.__version__)
 
 
 def reusable(run: Run, on_disk: Iterable[tuple[str, dict]], device: torch.device | str,
