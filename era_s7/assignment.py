@@ -10,6 +10,24 @@ PARAMS_LIMIT = 8000  # fewer than this many trainable parameters
 MAX_EPOCHS = 15  # at most this many epochs; a run of more epochs is exploration, and its Result block says so
 TARGET = 99.4  # test accuracy, %, to hold ...
 LAST = 5  # ... on every one of the last LAST epochs
+GOAL_MEAN = 99.5  # the search's goal for a model's mean over seeds of the last-5 means (docs/search.md, Protocol)
+VERDICT_LINES = (TARGET, GOAL_MEAN)  # what an accuracy is read against
+DECISION_LINES = (2.0, -2.0)  # what a paired difference in standard errors is read against (adopt at >= +2)
+
+
+def on_side(value: float, digits: int = 2, lines: tuple[float, ...] = VERDICT_LINES, sign: bool = False) -> str:
+    """`value` with `digits` decimals, or as many more as it takes for the printed figure to fall on the same side
+    of every line in `lines` as the value itself: rounding never changes a verdict (99.4991 -> "99.499", not
+    "99.50"; 99.3996 -> "99.3996", not "99.40"). A line below 0 is reached from above (a loss of 2 standard errors
+    is <= -2). `sign`: a + before a positive value."""
+    def side(x: float, line: float) -> bool:
+        return x <= line if line < 0 else x >= line
+
+    for d in range(digits, 12):
+        text = f"{value:{'+' if sign else ''}.{d}f}"
+        if all(side(float(text), line) == side(value, line) for line in lines):
+            return text
+    return f"{value:{'+' if sign else ''}}"
 
 
 def runs_of(record: dict) -> list[dict]:

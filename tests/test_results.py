@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -183,9 +184,13 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
     (tmp_path / source).write_text(json.dumps(dict(runs=[run(s, 99.5 if s != 3 else 99.3) for s in range(1, 5)])))
     study = dict(name="seeds", runs=[run(1, 99.5), run(2, 99.5, reused_from=source), run(3, 99.3, reused_from=source)])
     said = report.headline(study, tmp_path)
-    assert said.endswith("2 of those seeds are runs of the search's test-set confirmation (`results/sweeps/x/bf16/"
-                         "model3-test.json`), which on all its 4 seeds **holds on 3 of 4**, mean of the last-5 means "
-                         "99.450 % ± 0.050 ([docs/search.md](docs/search.md)).")
+    assert said.endswith("Seeds 2, 3 are runs of the search's test-set confirmation (`results/sweeps/x/bf16/"
+                         "model3-test.json`). The confirmation, on all its 4 seeds, **holds on 3 of 4**, mean of the "
+                         "last-5 means 99.450 % ± 0.050 ([docs/search.md](docs/search.md)).")
+    # a run reused from another record is named, and said to equal the confirmation's same seed where it does
+    study["runs"][0]["reused_from"] = "step3.json"
+    assert "; seed 1 is the run of `results/step3.json`, epoch for epoch the confirmation's seed 1." in \
+        report.headline(study, tmp_path)
     assert "confirmation" not in report.headline(study, tmp_path / "elsewhere")  # no such file: no number
     assert report.condition_words(dict(device="cuda")) == "cuda"  # older records: only what they have
 
@@ -308,7 +313,7 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     # a study that reused the CPU file's runs: that file's mean, and the hold counts once, every arithmetic's
     reused = report.headline(dict(name="seeds", runs=[dict(cpu[0], reused_from="sweeps/b-cpu/bf16/x-test.json")]),
                              tmp_path)
-    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`), which on all its 3 seeds has a mean of the last-5 means of "
+    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`). The confirmation, on all its 3 seeds, has a mean of the last-5 means of "
             "99.417 % ± 0.060 ([docs/search.md](docs/search.md)). The search's test-set confirmation: **2 of 3**") in reused
     (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
     assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
@@ -359,3 +364,28 @@ def test_readme_steps_give_each_step_its_result_from_its_record_and_name_a_repea
             "99.00, 99.50, 99.40, 99.45, 99.50 %: last-5 min **99.00**, mean 99.37; ≥ 99.4 % on **4 of 5**.") in text
     assert "last 5 epochs (of the weight EMA) 99.50, 99.50" in text and "≥ 99.4 % on **5 of 5**" in text
     assert text.count("```\nTABLE\n```") == 1 and "Receptive field, layer by layer: the same table as Step 1's." in text
+
+
+def test_no_generator_rounds_a_figure_across_a_target():
+    """Rounding never changes a verdict: runs whose last-5 means average 99.4996 (and one of 99.498) and whose
+    last-5 minima average 99.395, printed by every generator, show no 99.50, 99.500 or 99.40 (issue 42)."""
+    from era_s7 import report
+
+    def run(seed, last5, name="x"):
+        return dict(name=name, model="Model_3", params=7864, receptive_field=28, epochs=15, seed=seed, split="test",
+                    total_seconds=1.0, hyperparameters={}, device="cpu", precision="bf16", torch="2",
+                    history=[dict(epoch=i + 1, test_acc=a, train_acc=99.0) for i, a in enumerate([98.0] * 10 + last5)])
+
+    # last-5 means 99.498 (seeds 1-4) and 99.506 (seed 5): mean 99.4996; minima 99.39 (1-3), 99.41 (4, 5): mean 99.398
+    a, b, e = [99.39, 99.53, 99.53, 99.53, 99.51], [99.41, 99.53, 99.53, 99.51, 99.51], [99.41] + [99.53] * 4
+    runs = [run(1, a), run(2, a), run(3, a), run(4, b), run(5, e)]
+    record = dict(name="seeds", runs=runs)
+    texts = [report.render_result(record), report.runs_table(runs), report.variants_table(runs + [run(1, [99.45] * 5, "y")]),
+             report.readme_table([("notebooks/extended/seeds.ipynb", record)], {}), report.headline(record),
+             report.last_epochs_table(runs[0]["history"]),
+             report.readme_steps([("notebooks/step3.ipynb", dict(runs[0], name="step3"))], {"step3": ("t", "a", "b")},
+                                 {"step3": "T"})]
+    for text in texts:
+        assert not re.search(r"(?<![\d.])99\.(50|500|40|400)(?!\d)", text), text
+    from era_s7.assignment import on_side
+    assert on_side(99.4996, 3) == "99.4996" and on_side(99.398) == "99.398"
