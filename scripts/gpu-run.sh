@@ -14,6 +14,10 @@
 #      ms without augmentation and EMA, plus ~60 small kernels of theirs; + 15 evaluations of ~0.08 s);
 #      20 at once time-share the GPU: ~3-5 min expected, 5.5 min allowed (an interrupted sweep keeps its runs).
 # Expected in all: ~6-8 min of the 10-minute call, plus the machine's start (1-2 min) of the 15 minutes' budget.
+# `--confirm [SECONDS]`, a second call once the first's graph check held (issue 41): step 3's 100-seed confirmation
+# in fp32 continued eagerly, test seeds 21-100 (1-20 are committed), 16 processes sharing the GPU, into
+# results/sweeps/<gpu>/ (h200, h100: one condition a folder), stopped after SECONDS (default 540; the runs finished
+# are kept and the next call resumes). Eager, 100 runs took ~25 min at 16 on an H200 (../shared/gpu/).
 # Before the call, here:   mkdir -p .gpu && tar czf .gpu/mnist.tgz -C data/ -h MNIST/raw
 #                          grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >> .git/info/exclude
 # The call:  device run: bash scripts/gpu-run.sh   carry: [".gpu"]   timeout_s: 600
@@ -28,6 +32,16 @@ PY=${PY:-python3}
 OUT=${OUT:-/tmp/gpu-run-out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu-run.log") 2>&1
+if [[ "${1:-}" == "--confirm" ]]; then
+    gpu=$($PY -c "import torch; print(torch.cuda.get_device_name().split()[1].lower())")  # "NVIDIA H200" -> h200
+    if [[ -f .gpu/mnist.tgz && ! -d data/MNIST/raw ]]; then mkdir -p data && tar xzf .gpu/mnist.tgz -C data; fi
+    $PY -m era_s7.data
+    timeout "${2:-540}" $PY -m era_s7.tools.sweep model3-b64-nodecay-ls005 --split test --precision fp32 \
+        --device cuda --seeds 21-100 --jobs 16 --dir "results/sweeps/$gpu" || echo "stopped (time limit?): finished runs kept"
+    cp -r "results/sweeps/$gpu"/. "$OUT/" 2>/dev/null || true
+    ls -la "$OUT"
+    exit 0
+fi
 if [[ "${1:-}" == "--dry-run" ]]; then
     DEVICE=cpu CHECK="--steps 12 --time-steps 0" BENCH="--images 256 --precisions fp32 --steps eager device"
     SWEEP="--seeds 1 --epochs 1 --jobs 1" JOBS_NOTE="(dry run)" STEP=device DIR=$OUT/sweeps
