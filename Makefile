@@ -35,9 +35,10 @@ notebooks: $(STAMP) data
 	$(PY) -m era_s7.tools.export  # the web demo's models follow new weights (only those that changed are exported)
 
 # Chromium for the browser tests: installed when missing and permitted, else the last line says which did not run.
+# ruff runs among the tests (tests/test_lint.py); the ten slowest tests are listed (pyproject.toml: markers).
 test: $(STAMP) data
 	@scripts/chromium.sh
-	@$(PY) -m pytest -q; code=$$?; scripts/chromium.sh --check; exit $$code
+	@$(PY) -m pytest -q --durations=10; code=$$?; scripts/chromium.sh --check; exit $$code
 
 # The floors: pyproject.toml's runtime requirements and the extras' at the lowest versions its ranges admit
 # (torch 2.8.0 and torchvision 0.23.0, PyPI's builds: CUDA 12.8 on Linux), every other package at the lock's
