@@ -2,13 +2,15 @@
 
 Every model maps (n, 1, 28, 28) normalised MNIST to (n, 10) logits. Each docstring gives the layer plan
 with output size and receptive field (RF); `utils.receptive_field(model)` computes the same from the modules.
-`RECIPES` holds each model's training hyperparameters (overrides of training.HYPERPARAMETERS); a run's whole
-recipe, those resolved with the defaults, the epochs and the precision, is `runs.run_hyperparameters("Model_3")`.
+Each model's training recipe is written in recipes.py (`RECIPES`, importable from here too); a run's whole recipe,
+resolved with the defaults, the epochs and the precision, is `recipes.run_hyperparameters("Model_3")`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .recipes import RECIPES  # noqa: F401 each step's recipe, written in recipes.py; the notebooks import it from here
 
 
 def conv_block(c_in: int, c_out: int, bn: bool = True, kernel: int = 3) -> nn.Sequential:
@@ -147,19 +149,6 @@ class Model_4(DSX):
 
 MODELS = {cls.__name__: cls for cls in (Model_1, Model_2, Model_3, Model_4)}
 
-# Each step's training recipe: overrides of training.HYPERPARAMETERS (runs.run_hyperparameters resolves the whole).
-PLAIN_SGD = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule="constant",
-                 rotate_deg=0.0, translate=0.0)
-RECIPES = {
-    "Model_1": PLAIN_SGD,
-    "Model_2": PLAIN_SGD,
-    # round 6 (docs/search.md) adopted batch 64, no weight decay on the depthwise filters and BN, label smoothing
-    # 0.05 (was 128, decay on every weight, 0.1): candidates.OLD_STEP3_RECIPE keeps the recipe of rounds 1-6
-    "Model_3": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="onecycle", pct_start=0.2,
-                    rotate_deg=8.0, translate=0.0, ema=0.998, label_smoothing=0.05, batch_size=64,
-                    no_decay="depthwise+batchnorm"),
-}
-RECIPES["Model_4"] = RECIPES["Model_3"]  # golf changes the model only
 
 
 def make_model(name: str, seed: int = 0, device: str | torch.device = "cpu") -> nn.Module:

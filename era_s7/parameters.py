@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .assignment import MAX_EPOCHS
 from .machine import select_device
-from .training import resolve_precision
+from .recipes import resolve_precision
 
 
 class ParameterError(ValueError):

@@ -10,7 +10,7 @@ import torch
 from .assignment import TARGET
 from .data import MNIST_MEAN, MNIST_STD
 from .report import by_name, one_recipe
-from .training import augment
+from .augmentation import augment
 
 
 

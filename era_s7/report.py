@@ -252,7 +252,7 @@ def confirmations(run: dict, sweeps_dir: Path) -> list[tuple[str, list[dict]]]:
     (one condition each: `make sweep DIR=...`) whose runs are on the test split and have the run's model, model code
     (source hash) and hyperparameters, the precision's apart (`training.PRECISIONS`). The file of the run's own
     arithmetic first, then by path."""
-    from .training import PRECISIONS, check_hyperparameters
+    from .recipes import PRECISIONS, check_hyperparameters
 
     precision_keys = {k for hp in PRECISIONS.values() for k in hp}
 

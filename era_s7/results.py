@@ -31,7 +31,8 @@ def model_source_sha256(model_class: type) -> str:
     A record whose hash differs from the committed code's is stale (`make check`)."""
     module = sys.modules[model_class.__module__]
     classes = [c for c in model_class.__mro__ if c.__module__ == model_class.__module__]
-    functions = [f for _, f in sorted(inspect.getmembers(module, inspect.isfunction)) if f.__module__ == module.__name__]
+    functions = [f for _, f in sorted(inspect.getmembers(module, inspect.isfunction))
+                 if f.__module__ == module.__name__]
     return hashlib.sha256("".join(inspect.getsource(o) for o in classes + functions).encode()).hexdigest()
 
 
@@ -123,3 +124,34 @@ def load_weights(model: torch.nn.Module, path: Path | str,
         raise ValueError(f"cannot load weights {path} into {type(model).__name__}: {type(err).__name__}: {err}. "
                          f"{fix}") from err
     return model
+
+
+def without_ema(run: dict, name: str | None = None) -> dict:
+    """The run record of the same training without its weight EMA, read from the run itself: its history's test
+    metrics become the trained weights' own (raw_test_loss/raw_test_acc, which `fit` records beside the EMA's),
+    its hyperparameters get ema=0, and `derived_from` names the run. Since the EMA never changes the trajectory,
+    this is the run an ema=0 training with the same seed would make, at no training cost (total_seconds 0).
+    ValueError if the run has no EMA or did not record its raw weights' accuracy (records made before fit did)."""
+    if not run["hyperparameters"].get("ema"):
+        raise ValueError(f"run {run['name']!r} trained without a weight EMA: there is nothing to remove")
+    if not all("raw_test_acc" in row for row in run["history"]):
+        raise ValueError(f"run {run['name']!r} did not record its raw weights' test accuracy (made before fit did); "
+                         "train it again, or train the variant without the EMA itself")
+    history = [{k: v for k, v in dict(row, test_loss=row["raw_test_loss"], test_acc=row["raw_test_acc"]).items()
+                if not k.startswith("raw_")} for row in run["history"]]
+    return dict(run, name=name or f"{run['name']} without EMA", history=history, total_seconds=0.0,
+                hyperparameters={**run["hyperparameters"], "ema": 0.0}, derived_from=run["name"])
+
+
+def with_ema_also(run: dict, name: str | None = None) -> dict:
+    """The run record of the same training with its weight EMA's decay set to the run's `ema_also`, read from the
+    run itself (like `without_ema`: the EMAs never change the trajectory, so this is, bit for bit, what an
+    ema=ema_also training with the same seed would measure, at no training cost). ValueError if the run followed no
+    second EMA."""
+    decay = run["hyperparameters"].get("ema_also")
+    if not decay:
+        raise ValueError(f"run {run['name']!r} followed no second EMA (ema_also): there is nothing to read")
+    history = [{k: v for k, v in dict(row, test_loss=row["ema_also_test_loss"], test_acc=row["ema_also_test_acc"]
+                                      ).items() if not k.startswith("ema_also_")} for row in run["history"]]
+    return dict(run, name=name or f"{run['name']} with EMA {decay}", history=history, total_seconds=0.0,
+                hyperparameters={**run["hyperparameters"], "ema": decay, "ema_also": 0.0}, derived_from=run["name"])

@@ -1,4 +1,4 @@
-"""Runs of seeds: a recipe resolved, one run trained and recorded, and the one runner of many (`train_seeds`), which
+"""Runs of seeds: one run trained and recorded, and the one runner of many (`train_seeds`), which
 every multi-seed job calls: the notebooks' studies (`train_runs`), the model check and the search's sweeps."""
 from __future__ import annotations
 
@@ -12,34 +12,11 @@ from torch import nn
 
 from .assignment import runs_of
 from .machine import POOL_DATA, condition_of, pinned_pool, run_condition, usable_cores
-from .model import MODELS, RECIPES
-from .results import RESULTS_DIR, RESULTS_ENV, load_record, make_record, model_source_sha256, save_json, save_run
-from .training import (HYPERPARAMETERS, PRECISIONS, check_hyperparameters, fit, format_epoch, resolve_precision,
-                       without_ema)
-
-SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
-
-
-# ------------------------------------------------------------------ the recipe
-def run_hyperparameters(recipe: str | dict, epochs: int | None = None, smoke: bool = False, precision: str = "fp32",
-                        device: torch.device | str = "cpu") -> dict:
-    """A run's whole recipe, resolved in this one place: training.HYPERPARAMETERS (the defaults), then the
-    recipe's overrides (a model's name, e.g. "Model_3": model.RECIPES, or a dict), then `epochs` (None: the
-    recipe's), then the precision's switches (training.PRECISIONS; "auto": bf16 on a CPU with bf16 units);
-    validated (check_hyperparameters: ValueError naming the bad key); shrunk to a smoke run (SMOKE) when asked."""
-    if isinstance(recipe, str):
-        if recipe not in RECIPES:
-            raise ValueError(f"recipe={recipe!r} is not a model's; known: {', '.join(RECIPES)}")
-        recipe = RECIPES[recipe]
-    hp = check_hyperparameters({**recipe, **PRECISIONS[resolve_precision(precision, device)],
-                                **({"epochs": epochs} if epochs else {})})
-    return {**hp, **SMOKE} if smoke else hp
-
-
-def recipe_changes(hp: dict) -> dict:
-    """The keys of a recipe that differ from training.HYPERPARAMETERS, in its order: what a run changes (a record
-    keeps the whole dict)."""
-    return {k: v for k, v in hp.items() if HYPERPARAMETERS.get(k, object()) != v}
+from .model import MODELS
+from .recipes import check_hyperparameters
+from .results import (RESULTS_DIR, RESULTS_ENV, load_record, make_record, model_source_sha256, save_json, save_run,
+                      without_ema)
+from .training import fit, format_epoch
 
 
 # ------------------------------------------------------------------ one run
@@ -175,7 +152,8 @@ def train_seeds(runs: list[Run], data: dict, device: torch.device | str, jobs: i
 
 # ------------------------------------------------------------------ the notebooks' studies
 def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, device, results_dir=None,
-               reuse: tuple[str, ...] = (), jobs: int | None = None, without_ema_of: dict[str, str] | None = None) -> dict:
+               reuse: tuple[str, ...] = (), jobs: int | None = None,
+               without_ema_of: dict[str, str] | None = None) -> dict:
     """A study: each (run name, model name, hyperparameters, seed) trained by `train_seeds`, all saved in one
     record, results/<name>.json ({"name", "runs": [...]}), which is returned. On the CPU the runs go `jobs` at a
     time (default: one per usable core) in one-thread processes pinned to their cores; elsewhere one at a time, here.
@@ -184,7 +162,7 @@ def train_runs(name: str, runs: list[tuple[str, str, dict, int]], data: dict, de
     the search's runs on the test split) whose runs stand in for a run (`same_run`) instead of training it again;
     only runs scored on the test set count (a sweep's validation-split runs never do). `without_ema_of` maps a
     variant's name to the name of runs trained with a weight EMA: each of those runs also yields, untrained, its run
-    without the EMA (`training.without_ema`), under the variant's name, after the trained runs."""
+    without the EMA (`results.without_ema`), under the variant's name, after the trained runs."""
     device = torch.device(device)
     jobs = min(jobs or len(usable_cores()), len(runs)) if device.type == "cpu" else 1
     root = Path(results_dir or RESULTS_DIR)

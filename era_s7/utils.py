@@ -7,8 +7,9 @@ from .parameters import check_parameters
 from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified, plot_runs, plot_samples,
                     plot_your_digit)
 from .receptive_field import format_receptive_field, receptive_field, summary
+from .recipes import run_hyperparameters
 from .report import last_epochs_table, runs_table, variants_table
-from .runs import figures_path, results_path, run_hyperparameters, train, train_runs
+from .runs import figures_path, results_path, train, train_runs
 from .training import predict
 
 __all__ = ["check_parameters", "classify", "environment", "figures_path", "format_receptive_field",

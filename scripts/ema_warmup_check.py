@@ -12,40 +12,28 @@ import time
 
 import torch
 
+from era_s7.assignment import parse_seeds
 from era_s7.data import load_mnist
-from era_s7.model import RECIPES, make_model
+from era_s7.machine import device_name
+from era_s7.model import make_model
+from era_s7.recipes import PRECISIONS, run_hyperparameters
 from era_s7.report import paired_difference
 from era_s7.results import RESULTS_DIR, git_commit, save_json
-from era_s7.machine import device_name
-from era_s7.assignment import parse_seeds
 from era_s7.tools.sweep import split_data
-from era_s7.training import PRECISIONS, check_hyperparameters, evaluate, make_ema, make_optimizer, train_epoch
-
-
-class Both:
-    """Updates several averages from one model (train_epoch takes one)."""
-
-    def __init__(self, *averages):
-        self.averages = averages
-
-    def update_parameters(self, model):
-        for a in self.averages:
-            a.update_parameters(model)
+from era_s7.training import evaluate, setup, train_epoch
 
 
 def run(seed: int, data: dict, hp: dict) -> dict:
-    model = make_model("Model_3", seed=seed)
-    if hp["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    opt, sched = make_optimizer(model, hp, -(-len(data["x_train"]) // hp["batch_size"]))
+    engine = setup(make_model("Model_3", seed=seed), data["x_train"], data["y_train"], hp, seed, step="eager")
+    warm = engine.ema  # the recipe's EMA, with the warm-up; beside it, on purpose, the fixed decay without one
     fixed = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(hp["ema"]), use_buffers=True)
-    warm = make_ema(model, hp["ema"])
-    g = torch.Generator().manual_seed(seed)
+        engine.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(hp["ema"]), use_buffers=True)
+    engine.averages.append(fixed)
     rows = []
     for epoch in range(1, hp["epochs"] + 1):
-        train_epoch(model, data["x_train"], data["y_train"], opt, sched, hp, g, Both(fixed, warm))
-        accs = [evaluate(m, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])[1] for m in (fixed, warm)]
+        train_epoch(engine, data["x_train"], data["y_train"])
+        accs = [evaluate(m, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])[1]
+                for m in (fixed, warm)]
         rows.append(dict(epoch=epoch, fixed=accs[0], warmup=accs[1]))
         print(f"seed {seed} epoch {epoch:>2}: fixed decay {accs[0]:.2f}%  with warm-up {accs[1]:.2f}%", flush=True)
     return dict(seed=seed, history=rows)
@@ -57,11 +45,12 @@ def main() -> int:
     parser.add_argument("--precision", default="bf16", choices=sorted(PRECISIONS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    hp = check_hyperparameters({**RECIPES["Model_3"], **PRECISIONS[args.precision]})
+    hp = run_hyperparameters("Model_3", precision=args.precision)
     data = split_data(load_mnist(), "validation")
     start = time.perf_counter()
     runs = [run(s, data, hp) for s in parse_seeds(args.seeds)]
-    last5 = {k: {r["seed"]: statistics.mean(h[k] for h in r["history"][-5:]) for r in runs} for k in ("fixed", "warmup")}
+    last5 = {k: {r["seed"]: statistics.mean(h[k] for h in r["history"][-5:]) for r in runs}
+             for k in ("fixed", "warmup")}
     diff, se, n = paired_difference(last5["warmup"], last5["fixed"])
     summary = dict(name="ema-warmup", model="Model_3", split="validation", precision=args.precision, threads=1,
                    device_name=device_name(torch.device("cpu")), torch=torch.__version__, commit=git_commit(),

@@ -25,25 +25,18 @@ import torch
 
 from era_s7 import machine, training
 from era_s7.data import load_mnist
-from era_s7.model import RECIPES, make_model
+from era_s7.model import make_model
+from era_s7.recipes import run_hyperparameters
 
 
 def build(step: str, data: dict, seed: int = 1):
-    hp = training.check_hyperparameters(RECIPES["Model_3"])
+    """Model_3 and its recipe (fp32) set up on the training set by `training.setup` with `step`, as a dict of the
+    pieces this script steps by hand."""
     x, y = data["x_train"], data["y_train"]
-    model = make_model("Model_3", seed=seed, device=x.device)
-    steps = -(-len(x) // hp["batch_size"])
-    opt, sched = training.make_optimizer(model, hp, steps)
-    ema = training.make_ema(model, hp["ema"])
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    graphed = None
-    if step == "eager":
-        opt = training.Scheduled(opt, sched)
-    else:
-        opt = training.DeviceSGD(opt, *training.schedule_table(model, hp, steps))
-        if step == "graph":
-            graphed = training.GraphedSteps(model, x, y, hp, gen, opt, [ema])
-    return dict(hp=hp, x=x, y=y, model=model, opt=opt, ema=ema, gen=gen, graphed=graphed)
+    engine = training.setup(make_model("Model_3", seed=seed, device=x.device), x, y, run_hyperparameters("Model_3"),
+                            seed, step)
+    return dict(hp=engine.hp, x=x, y=y, model=engine.model, opt=engine.opt, ema=engine.ema, gen=engine.generator,
+                graphed=engine.graphed)
 
 
 def losses(run: dict, batches: list[int]) -> list[float]:

@@ -15,15 +15,16 @@ import time
 
 STEP = """
 import os, sys, time, torch
-from era_s7.model import Model_3, RECIPES
-from era_s7.training import check_hyperparameters, make_ema, make_optimizer, train_epoch
+from era_s7.model import Model_3
+from era_s7.recipes import run_hyperparameters
+from era_s7.training import setup, train_epoch
 torch.set_num_threads(int(sys.argv[1])); batches = int(sys.argv[2])
-hp = check_hyperparameters(RECIPES["Model_3"])
+hp = run_hyperparameters("Model_3")
 torch.manual_seed(0); model = Model_3()
 x, y = torch.randn(128 * batches, 1, 28, 28), torch.randint(0, 10, (128 * batches,))
-opt, sched = make_optimizer(model, hp, 2 * batches); ema = make_ema(model, hp["ema"]); g = torch.Generator().manual_seed(0)
-train_epoch(model, x[:384], y[:384], opt, sched, hp, g, ema)  # warm-up
-start = time.perf_counter(); train_epoch(model, x, y, opt, sched, hp, g, ema)
+engine = setup(model, x, y, hp, seed=0, step="eager")
+train_epoch(engine, x[:384], y[:384])  # warm-up
+start = time.perf_counter(); train_epoch(engine, x, y)
 print(len(x) / (time.perf_counter() - start))
 """
 
@@ -50,8 +51,8 @@ def images_per_second(threads: int, batches: int, policy: str | None, beside: bo
 def main() -> int:
     import torch
 
-    from era_s7.results import RESULTS_DIR, git_commit, save_json
     from era_s7.machine import arithmetic, device_name
+    from era_s7.results import RESULTS_DIR, git_commit, save_json
 
     rows = [images_per_second(2, 30, policy, beside) for beside in (False, True) for policy in (None, "PASSIVE")]
     for r in rows:

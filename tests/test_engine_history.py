@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from era_s7 import training
-from era_s7.model import RECIPES, make_model
+from era_s7 import recipes, training
 from era_s7.machine import arithmetic, device_name, processor
+from era_s7.model import RECIPES, make_model
 
 RECORD = Path(__file__).parent / "fixtures" / "engine_histories.json"
 SMALL = dict(epochs=2, train_subset=1000, test_subset=200)  # 1000 = 15 x 64 + 40: a short last batch
 CASES = {  # name -> (model, hyperparameters)
     "Model_3 fp32": ("Model_3", {**RECIPES["Model_3"], **SMALL}),
-    "Model_3 bf16": ("Model_3", {**RECIPES["Model_3"], **training.PRECISIONS["bf16"], **SMALL}),
+    "Model_3 bf16": ("Model_3", {**RECIPES["Model_3"], **recipes.PRECISIONS["bf16"], **SMALL}),
     "Model_3 fp32, ema_also and distillation": (
         "Model_3", {**RECIPES["Model_3"], **SMALL, "ema_also": 0.99, "distill": 0.3, "distill_after": 1}),
     "Model_3 fp32, step schedule, elastic": (

@@ -6,8 +6,8 @@ import torch
 
 from era_s7 import machine, results
 from era_s7.model import make_model
+from era_s7.recipes import HYPERPARAMETERS
 from era_s7.results import HISTORY_KEYS, RECORD_KEYS
-from era_s7.training import HYPERPARAMETERS
 
 
 def fake_history(n=3):

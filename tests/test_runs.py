@@ -2,7 +2,7 @@
 seed, condition and torch are the run's."""
 import torch
 
-from era_s7 import machine, runs
+from era_s7 import machine, recipes, runs
 from era_s7.model import Model_1
 from era_s7.results import model_source_sha256
 
@@ -15,7 +15,7 @@ def recorded(run: runs.Run, **changes) -> dict:
 
 
 def test_a_record_stands_in_only_for_its_own_code_recipe_seed_condition_and_torch():
-    hp = runs.run_hyperparameters("Model_1")
+    hp = recipes.run_hyperparameters("Model_1")
     run = runs.Run("a", Model_1, hp, 3, "a")
     assert runs.reusable(run, [("here", recorded(run))], "cpu", 1)[0] == "here"
     for other in (dict(seed=4), dict(torch="2.8.0+cu128"), dict(threads=2), dict(model_source_sha256="0" * 64),

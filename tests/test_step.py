@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from era_s7 import training
+from era_s7 import device_step, optimizers, recipes, training
 from era_s7.model import RECIPES, make_model
 
 CONVERSIONS = ("item", "tolist", "numpy", "__int__", "__float__", "__bool__", "__index__")
@@ -34,16 +34,13 @@ def host_reads(monkeypatch, fn) -> collections.Counter:
 def test_host_reads_of_an_epoch_do_not_grow_with_its_steps(step, mnist, monkeypatch):
     """Model_3's recipe, EMA on: the reads of one train_epoch are the same at 20 steps as at 40 (main's engine:
     80 and 160, 4 a step: the EMA's int(updates) and n_averaged tests), and only the epoch's loss and accuracy."""
-    hp = training.check_hyperparameters(RECIPES["Model_3"])
+    hp = recipes.check_hyperparameters(RECIPES["Model_3"])
     reads = {}
     for steps in (20, 40):
-        model = make_model("Model_3")
         x, y = mnist["x_train"][:64 * steps], mnist["y_train"][:64 * steps]
-        opt, sched = training.make_optimizer(model, hp, steps)
-        if step == "device":
-            opt, sched = training.DeviceSGD(opt, *training.schedule_table(model, hp, steps)), None
-        ema, g = training.make_ema(model, hp["ema"]), torch.Generator().manual_seed(0)
-        reads[steps] = host_reads(monkeypatch, lambda: training.train_epoch(model, x, y, opt, sched, hp, g, ema))
+        engine = training.setup(make_model("Model_3"), x, y, hp, seed=0, step=step)
+        assert engine.steps_per_epoch == steps and len(engine.averages) == 1
+        reads[steps] = host_reads(monkeypatch, lambda: training.train_epoch(engine, x, y))
     assert reads[20] == reads[40] == {"item": 2}
 
 
@@ -63,12 +60,12 @@ class ScalarReads(TorchDispatchMode):
 @pytest.mark.parametrize("step", ["eager", "device"])
 def test_a_training_step_converts_no_tensor_to_a_number_not_even_inside_cpp(step, mnist):
     """What CUDA would have to wait for: none in a step of Model_3's recipe with both EMAs and the teacher."""
-    hp = training.check_hyperparameters({**RECIPES["Model_3"], "ema_also": 0.99, "distill": 0.3})
+    hp = recipes.check_hyperparameters({**RECIPES["Model_3"], "ema_also": 0.99, "distill": 0.3})
     model = make_model("Model_3")
-    opt, sched = training.make_optimizer(model, hp, 10)
-    opt = training.Scheduled(opt, sched) if step == "eager" else training.DeviceSGD(
-        opt, *training.schedule_table(model, hp, 10))
-    averages = [training.make_ema(model, hp["ema"]), training.make_ema(model, hp["ema_also"])]
+    opt, sched = optimizers.make_optimizer(model, hp, 10)
+    opt = optimizers.Scheduled(opt, sched) if step == "eager" else device_step.DeviceSGD(
+        opt, *device_step.schedule_table(model, hp, 10))
+    averages = [optimizers.make_ema(model, hp["ema"]), optimizers.make_ema(model, hp["ema_also"])]
     sums = (torch.zeros(()), torch.zeros((), dtype=torch.long))
     g = torch.Generator().manual_seed(0)
     with ScalarReads() as reads:
@@ -81,7 +78,8 @@ def test_a_training_step_converts_no_tensor_to_a_number_not_even_inside_cpp(step
 def _main_s_ema(model, decay):
     """make_ema as main had it (b8e2348), verbatim: torch's AveragedModel with the warm-up read on the host."""
     def update(averaged, current, updates):
-        torch.optim.swa_utils.get_ema_multi_avg_fn(training.ema_decay(decay, int(updates)))(averaged, current, updates)
+        decayed = optimizers.ema_decay(decay, int(updates))
+        torch.optim.swa_utils.get_ema_multi_avg_fn(decayed)(averaged, current, updates)
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
@@ -90,7 +88,7 @@ def test_the_ema_on_the_device_is_torch_s_bit_for_bit():
     0.998 would take long; 0.95 reaches its set decay after 170 updates)."""
     for decay in (0.998, 0.95):
         model = make_model("Model_3").train()
-        ours, main_s = training.make_ema(model, decay), _main_s_ema(model, decay)
+        ours, main_s = optimizers.make_ema(model, decay), _main_s_ema(model, decay)
         gen = torch.Generator().manual_seed(0)
         for _ in range(200):
             with torch.no_grad():
@@ -105,9 +103,9 @@ def test_the_ema_on_the_device_is_torch_s_bit_for_bit():
 
 def test_the_schedule_table_holds_the_schedule_s_floats():
     model = make_model("Model_3")
-    hp = training.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2})
-    lrs, momenta = training.schedule_table(model, hp, 5)
-    opt, sched = training.make_optimizer(model, hp, 5)
+    hp = recipes.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2})
+    lrs, momenta = device_step.schedule_table(model, hp, 5)
+    opt, sched = optimizers.make_optimizer(model, hp, 5)
     for k in range(11):
         assert lrs[k].tolist() == [g["lr"] for g in opt.param_groups]
         assert momenta[k].tolist() == [g["momentum"] for g in opt.param_groups]
@@ -116,18 +114,18 @@ def test_the_schedule_table_holds_the_schedule_s_floats():
             sched.step()
     assert momenta[:, 0].min() == 0.85 and momenta[:, 0].max() == 0.95  # one-cycle cycles it
     with pytest.raises(ValueError, match="'sgd' only"):
-        training.schedule_table(model, training.check_hyperparameters(dict(optimizer="adam")), 5)
+        device_step.schedule_table(model, recipes.check_hyperparameters(dict(optimizer="adam")), 5)
 
 
 def test_device_sgd_is_torch_s_sgd_to_rounding():
     """Same weights, same gradients, 60 steps of Model_3's one-cycle schedule (lr and momentum cycled, two groups
     of weight decay): within float32 rounding of torch's update (the gradients do not depend on the weights
     here, so the rounding does not grow the way training's feedback grows it)."""
-    hp = training.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2})
+    hp = recipes.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2})
     models = [make_model("Model_3"), make_model("Model_3")]
-    opt, sched = training.make_optimizer(models[0], hp, 30)
-    ours = training.DeviceSGD(training.make_optimizer(models[1], hp, 30)[0],
-                              *training.schedule_table(models[1], hp, 30))
+    opt, sched = optimizers.make_optimizer(models[0], hp, 30)
+    ours = device_step.DeviceSGD(optimizers.make_optimizer(models[1], hp, 30)[0],
+                              *device_step.schedule_table(models[1], hp, 30))
     gen = torch.Generator().manual_seed(0)
     for _ in range(60):
         for a, b in zip(*(m.parameters() for m in models)):
@@ -192,12 +190,12 @@ def test_the_gpu_check_runs_on_the_cpu_and_passes_there(tmp_path, capsys):
     assert record["max_abs_weight_diff"] == 0.0 and "graph check passed" in capsys.readouterr().out
 
 
-class EagerReplay(training.GraphedSteps):
+class EagerReplay(device_step.GraphedSteps):
     """GraphedSteps with the capture replaced by the step itself: on the CPU, everything but torch.cuda.graph."""
     device_type = "cpu"
 
     def record(self, run, scratch):
-        for _ in range(training.WARMUP_STEPS):  # the warm-up, as on CUDA: its changes must all be undone
+        for _ in range(device_step.WARMUP_STEPS):  # the warm-up, as on CUDA: its changes must all be undone
             run(scratch)
         return lambda: run(self.generator)
 
@@ -206,21 +204,19 @@ def test_graphed_steps_replay_the_device_step_exactly_short_batches_and_teacher_
     """Two epochs of 1,000 images (15 x 64 + 40: two recorded steps, the second for the short batch) and a teacher
     from epoch 2 (two more): the same losses and weights, bit for bit, as the device step, so the warm-up before
     each capture restores every tensor it changed and the static index takes each batch."""
-    hp = training.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2, "ema_also": 0.99, "distill": 0.3,
+    hp = recipes.check_hyperparameters({**RECIPES["Model_3"], "epochs": 2, "ema_also": 0.99, "distill": 0.3,
                                          "distill_after": 1})
     x, y = tiny_data["x_train"][:1000], tiny_data["y_train"][:1000]
     runs = {}
     for replayed in (False, True):
-        model = make_model("Model_3")
-        opt, _ = training.make_optimizer(model, hp, 16)
-        opt = training.DeviceSGD(opt, *training.schedule_table(model, hp, 16))
-        ema, ema_also = training.make_ema(model, hp["ema"]), training.make_ema(model, hp["ema_also"])
-        gen = torch.Generator().manual_seed(4)
-        graphed = EagerReplay(model, x, y, hp, gen, opt, [ema, ema_also]) if replayed else None
-        epochs = [training.train_epoch(model, x, y, opt, None, hp, gen, ema, ema_also,
-                                       ema.module.eval() if epoch > 1 else None, graphed) for epoch in (1, 2)]
+        engine = training.setup(make_model("Model_3"), x, y, hp, seed=4, step="device")
+        model, ema = engine.model, engine.ema
+        if replayed:
+            engine.graphed = EagerReplay(training.train_step, model, x, y, engine.hp, engine.generator, engine.opt,
+                                         engine.averages)
+        epochs = [training.train_epoch(engine, x, y, ema.module.eval() if epoch > 1 else None) for epoch in (1, 2)]
         runs[replayed] = (epochs, [t.clone() for t in (*model.state_dict().values(), *ema.state_dict().values())])
         if replayed:
-            assert sorted(graphed.graphs) == [(40, False), (40, True), (64, False), (64, True)]
+            assert sorted(engine.graphed.graphs) == [(40, False), (40, True), (64, False), (64, True)]
     assert runs[True][0] == runs[False][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[True][1], runs[False][1]))

@@ -371,7 +371,7 @@ def test_round_7_decides_on_the_paired_minimum_and_stops_a_candidate_whose_mean_
 def test_round_7_candidates_keep_learning_until_the_last_epoch():
     """Issue 41's admission rule: a round-7 candidate whose convolutions' learning rate falls below 1 % of its peak
     before the last epoch begins is out (a run that freezes its weights would meet the letter of the rule)."""
-    from era_s7 import training
+    from era_s7 import device_step
     baseline, members, _ = sweep.ROUNDS["round 7"]
     steps = 782  # an epoch of the validation split at batch 64
     for c in [baseline, *members]:
@@ -380,6 +380,6 @@ def test_round_7_candidates_keep_learning_until_the_last_epoch():
         model = sweep.candidate_model(c)
         if hp["lookahead"]:  # Lookahead leaves the schedule as it is: read the SGD's own
             hp = dict(hp, lookahead=0)
-        lrs, _ = training.schedule_table(model, hp, steps)
+        lrs, _ = device_step.schedule_table(model, hp, steps)
         conv = lrs[:, 0]  # group 0: the convolutions' weights (decay_groups)
         assert conv[(hp["epochs"] - 1) * steps] >= 0.01 * conv.max(), c

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from era_s7 import machine, training
+from era_s7 import augmentation, device_step, machine, optimizers, recipes, results, training
 from era_s7.model import Model_3, make_model
 
 
@@ -11,7 +11,7 @@ def small_net():
 
 def test_augment_shape_dtype_and_per_sample_randomness():
     x = torch.randn(1, 1, 28, 28).repeat(16, 1, 1, 1)
-    out = training.augment(x, 15.0, 0.1, torch.Generator().manual_seed(0))
+    out = augmentation.augment(x, 15.0, 0.1, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.dtype == x.dtype
     flat = out.flatten(1)
     assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 16))  # each sample its own transform
@@ -19,15 +19,15 @@ def test_augment_shape_dtype_and_per_sample_randomness():
 
 def test_augment_is_identity_at_zero_strength():
     x = torch.randn(8, 1, 28, 28)
-    assert training.augment(x, 0.0, 0.0) is x
+    assert augmentation.augment(x, 0.0, 0.0) is x
     # a tiny but non-zero strength goes through grid_sample and must stay close to the input
-    assert torch.allclose(training.augment(x, 1e-6, 1e-6, torch.Generator().manual_seed(0)), x, atol=1e-3)
+    assert torch.allclose(augmentation.augment(x, 1e-6, 1e-6, torch.Generator().manual_seed(0)), x, atol=1e-3)
 
 
 def test_augment_fills_with_black_background():
     x = torch.full((4, 1, 28, 28), 2.0)  # an all-bright image
-    out = training.augment(x, 0.0, 0.3, torch.Generator().manual_seed(1))
-    assert torch.isclose(out.min(), torch.tensor(training.BACKGROUND), atol=1e-4)
+    out = augmentation.augment(x, 0.0, 0.3, torch.Generator().manual_seed(1))
+    assert torch.isclose(out.min(), torch.tensor(augmentation.BACKGROUND), atol=1e-4)
 
 
 def test_fit_learns_and_reports_every_epoch(tiny_data):
@@ -63,7 +63,7 @@ def test_schedule_never_reads_test_metrics(tiny_data):
 ])
 def test_bad_hyperparameters_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
-        training.check_hyperparameters(bad)
+        recipes.check_hyperparameters(bad)
 
 
 def test_device_selection():
@@ -86,8 +86,8 @@ def test_evaluate_and_predict_agree(tiny_data):
 
 def test_elastic_moves_pixels_smoothly_by_at_most_its_strength():
     # a ramp whose value is the column index: a displacement of d pixels changes a value by d
-    ramp = torch.arange(28.0).view(1, 1, 1, 28).expand(64, 1, 28, 28).contiguous() + training.BACKGROUND
-    out = training.augment(ramp, 0.0, 0.0, torch.Generator().manual_seed(0), elastic=2.0)
+    ramp = torch.arange(28.0).view(1, 1, 1, 28).expand(64, 1, 28, 28).contiguous() + augmentation.BACKGROUND
+    out = augmentation.augment(ramp, 0.0, 0.0, torch.Generator().manual_seed(0), elastic=2.0)
     moved = (out - ramp)[..., 3:-3, 3:-3]  # the borders take in black background
     assert moved.abs().max() <= 2.0 + 1e-4
     assert moved.abs().mean() > 0.2  # it does move
@@ -95,7 +95,7 @@ def test_elastic_moves_pixels_smoothly_by_at_most_its_strength():
     assert (moved[..., :, 1:] - moved[..., :, :-1]).abs().max() < 1.0
     # elastic=0 draws nothing extra: rotation and shifts stay exactly as before
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(training.augment(ramp, 8.0, 0.0, g1), training.augment(ramp, 8.0, 0.0, g2, elastic=0.0))
+    assert torch.equal(augmentation.augment(ramp, 8.0, 0.0, g1), augmentation.augment(ramp, 8.0, 0.0, g2, elastic=0.0))
 
 
 def test_thread_count_works_where_there_is_no_affinity(monkeypatch):
@@ -118,9 +118,9 @@ def test_augmentation_figure_only_where_the_recipe_augments(capsys):
     from era_s7 import plots
     from era_s7.model import RECIPES
     x = torch.randn(10, 1, 28, 28)
-    assert plots.plot_augmentations(x, training.check_hyperparameters(RECIPES["Model_1"])) is None
+    assert plots.plot_augmentations(x, recipes.check_hyperparameters(RECIPES["Model_1"])) is None
     assert "no augmentation" in capsys.readouterr().out
-    assert plots.plot_augmentations(x, training.check_hyperparameters(RECIPES["Model_3"])) is not None
+    assert plots.plot_augmentations(x, recipes.check_hyperparameters(RECIPES["Model_3"])) is not None
 
 
 def _one_step_gradients(x, y, bf16: bool, channels_last: bool) -> tuple[float, torch.Tensor]:
@@ -151,12 +151,12 @@ def test_a_bf16_channels_last_step_agrees_with_fp32(mnist):
 def test_ema_warm_up_forgets_the_initial_weights():
     """With the warm-up the average holds a trained model within the first epoch; the decay reaches its set
     value after (1 + n) / (10 + n) passes it (n = 4,490 updates at 0.998) and stays there."""
-    assert training.ema_decay(0.998, 0) == pytest.approx(0.1)
-    assert training.ema_decay(0.998, 90) == pytest.approx(0.91)
-    assert training.ema_decay(0.998, 10_000) == 0.998
+    assert optimizers.ema_decay(0.998, 0) == pytest.approx(0.1)
+    assert optimizers.ema_decay(0.998, 90) == pytest.approx(0.91)
+    assert optimizers.ema_decay(0.998, 10_000) == 0.998
     model = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(model.weight)
-    ema = training.make_ema(model, 0.998)
+    ema = optimizers.make_ema(model, 0.998)
     with torch.no_grad():
         model.weight.fill_(1.0)  # training moved the weight from 0 to 1
     for _ in range(300):  # under one epoch (391 steps of batch 128)
@@ -172,35 +172,38 @@ def test_a_run_read_without_its_ema_is_the_run_trained_without_it(tiny_data):
     with_ema = training.fit(small_net(), tiny_data, hp, seed=5, log=lambda s: None)
     plain = training.fit(small_net(), tiny_data, {**hp, "ema": 0.0}, seed=5, log=lambda s: None)
     assert "raw_test_acc" not in plain[0]
-    assert [r["test_acc"] for r in with_ema] != [r["raw_test_acc"] for r in with_ema]  # the EMA differs from its weights
+    # the EMA differs from its weights
+    assert [r["test_acc"] for r in with_ema] != [r["raw_test_acc"] for r in with_ema]
     run = dict(name="full", hyperparameters=hp, history=with_ema, total_seconds=9.0, seed=5)
-    derived = training.without_ema(run, "- EMA")
+    derived = results.without_ema(run, "- EMA")
     keep = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
     assert keep(derived["history"]) == keep(plain)
     assert derived["name"] == "- EMA" and derived["derived_from"] == "full" and derived["total_seconds"] == 0.0
     assert derived["hyperparameters"] == {**hp, "ema": 0.0} and run["hyperparameters"]["ema"] == 0.99  # a copy
     with pytest.raises(ValueError, match="without a weight EMA"):
-        training.without_ema(derived)
+        results.without_ema(derived)
     with pytest.raises(ValueError, match="did not record its raw weights"):
-        training.without_ema(dict(run, history=[{k: v for k, v in r.items() if not k.startswith("raw_")} for r in with_ema]))
+        results.without_ema(dict(run, history=[{k: v for k, v in r.items() if not k.startswith("raw_")}
+                                               for r in with_ema]))
 
 
 def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypatch):
     """"auto" follows the measurements (research log): bf16 where the CPU has bf16 units (AVX512-BF16 or AMX),
     fp32 on other CPUs (bf16 was 2.5x slower on an AVX2 AMD EPYC) and on GPUs; a named precision is kept."""
     cpuinfo = tmp_path / "cpuinfo"
-    for flags, native in [("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True)]:
+    for flags, native in [("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                          ("fpu amx_bf16 amx_tile", True)]:
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
         assert machine.native_bf16(cpuinfo) is native
     assert machine.native_bf16(tmp_path / "missing") is False  # no /proc (macOS, Windows): fp32
     monkeypatch.setattr(training, "native_bf16", lambda: True)
-    assert training.resolve_precision("auto", torch.device("cpu")) == "bf16"
-    assert training.resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert recipes.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert recipes.resolve_precision("auto", torch.device("cuda")) == "fp32"
     monkeypatch.setattr(training, "native_bf16", lambda: False)
-    assert training.resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert training.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert recipes.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert recipes.resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision='fp16'.*'auto'"):
-        training.resolve_precision("fp16", torch.device("cpu"))
+        recipes.resolve_precision("fp16", torch.device("cpu"))
 
 
 def test_a_second_ema_changes_nothing_the_first_measures_and_reads_as_its_own_run(tiny_data):
@@ -215,30 +218,30 @@ def test_a_second_ema_changes_nothing_the_first_measures_and_reads_as_its_own_ru
     both = fits["both"]
     assert keep([{k: v for k, v in r.items() if not k.startswith("ema_also_")} for r in both]) == keep(fits["one"])
     assert [r["ema_also_test_loss"] for r in both] != [r["test_loss"] for r in both]  # the two averages differ
-    run = dict(name="r", hyperparameters=training.check_hyperparameters({**hp, "ema_also": 0.9}), history=both,
+    run = dict(name="r", hyperparameters=recipes.check_hyperparameters({**hp, "ema_also": 0.9}), history=both,
                total_seconds=1.0, seed=3)
-    derived = training.with_ema_also(run)
+    derived = results.with_ema_also(run)
     assert keep(derived["history"]) == keep(fits["other"]) and derived["hyperparameters"]["ema"] == 0.9
     with pytest.raises(ValueError, match="no second EMA"):
-        training.with_ema_also(derived)
+        results.with_ema_also(derived)
     with pytest.raises(ValueError, match="set ema too"):
-        training.check_hyperparameters(dict(ema=0.0, ema_also=0.9))
+        recipes.check_hyperparameters(dict(ema=0.0, ema_also=0.9))
 
 
 def test_no_decay_exempts_exactly_the_named_parameters():
     model = Model_3()
-    groups = training.decay_groups(model, "depthwise+batchnorm", 1e-4)
+    groups = optimizers.decay_groups(model, "depthwise+batchnorm", 1e-4)
     exempt = {id(p) for p in groups[1]["params"]}
     depthwise = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1]
     norms = [p for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
     assert exempt == {id(p) for p in depthwise + norms} and len(depthwise) == 4
     assert groups[0]["weight_decay"] == 1e-4 and groups[1]["weight_decay"] == 0.0
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    only_bn = training.decay_groups(model, "batchnorm", 1e-4)
+    only_bn = optimizers.decay_groups(model, "batchnorm", 1e-4)
     assert {id(p) for p in only_bn[1]["params"]} == {id(p) for p in norms}
-    assert len(training.decay_groups(model, "", 1e-4)) == 1  # none named: the plain optimizer
+    assert len(optimizers.decay_groups(model, "", 1e-4)) == 1  # none named: the plain optimizer
     with pytest.raises(ValueError, match="'pointwise'.*unknown"):
-        training.check_hyperparameters(dict(no_decay="pointwise"))
+        recipes.check_hyperparameters(dict(no_decay="pointwise"))
 
 
 def test_import_makes_openmp_threads_wait_passively_unless_told_otherwise():
@@ -260,16 +263,18 @@ def test_self_distillation_starts_when_told_and_pulls_towards_the_teacher(tiny_d
     exactly when student and teacher agree."""
     hp = dict(epochs=2, batch_size=50, lr=0.05, ema=0.9, rotate_deg=0.0, translate=0.0)
     runs = {}
-    for name, extra in [("plain", {}), ("late", dict(distill=0.5, distill_after=2)), ("on", dict(distill=0.5, distill_after=1))]:
+    for name, extra in [("plain", {}), ("late", dict(distill=0.5, distill_after=2)),
+                        ("on", dict(distill=0.5, distill_after=1))]:
         torch.manual_seed(1)
-        runs[name] = [r["test_loss"] for r in training.fit(Model_3(), tiny_data, {**hp, **extra}, seed=1, log=lambda s: None)]
+        runs[name] = [r["test_loss"] for r in training.fit(Model_3(), tiny_data, {**hp, **extra}, seed=1,
+                                                           log=lambda s: None)]
     assert runs["late"] == runs["plain"]  # distillation never started
     assert runs["on"][0] == runs["plain"][0] and runs["on"][1] != runs["plain"][1]  # it starts after epoch 1
     logits = torch.randn(4, 10)
     assert training.distillation_loss(logits, logits, 2.0).item() == pytest.approx(0.0, abs=1e-6)
     assert training.distillation_loss(logits, -logits, 2.0).item() > 0
     with pytest.raises(ValueError, match="needs a weight EMA"):
-        training.check_hyperparameters(dict(distill=0.5))
+        recipes.check_hyperparameters(dict(distill=0.5))
 
 
 def test_muon_trains_the_channel_mixing_convs_with_orthogonal_updates_and_sgd_the_rest():
@@ -277,10 +282,10 @@ def test_muon_trains_the_channel_mixing_convs_with_orthogonal_updates_and_sgd_th
     SGD, each exactly once; Muon's first update of a matrix is orthogonalised (its singular values near 1 x lr)."""
     torch.manual_seed(0)
     model = Model_3()
-    matrices = training.muon_matrices(model)
+    matrices = optimizers.muon_matrices(model)
     assert [tuple(p.shape) for p in matrices] == [(16, 1, 3, 3), (41, 16, 1, 1)] + [(41, 41, 1, 1)] * 3
-    hp = training.check_hyperparameters(dict(optimizer="muon", schedule="constant", muon_lr=0.01, momentum=0.9))
-    opt, sched = training.make_optimizer(model, hp, steps_per_epoch=10)
+    hp = recipes.check_hyperparameters(dict(optimizer="muon", schedule="constant", muon_lr=0.01, momentum=0.9))
+    opt, sched = optimizers.make_optimizer(model, hp, steps_per_epoch=10)
     sgd, muon = opt
     in_sgd = [id(p) for g in sgd.param_groups for p in g["params"]]
     in_muon = [id(p) for g in muon.param_groups for p in g["params"]]
@@ -304,8 +309,8 @@ def test_muon_without_pytorch_optimizer_names_the_extra(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)
     with pytest.raises(ImportError, match=r"pip install -e \".\[search\]\""):
-        training.make_optimizer(Model_3(), training.check_hyperparameters(dict(optimizer="muon")), 10)
-    training.make_optimizer(Model_3(), training.check_hyperparameters({}), 10)  # SGD needs none of it
+        optimizers.make_optimizer(Model_3(), recipes.check_hyperparameters(dict(optimizer="muon")), 10)
+    optimizers.make_optimizer(Model_3(), recipes.check_hyperparameters({}), 10)  # SGD needs none of it
 
 
 def test_the_one_cycle_can_end_early_at_a_floor_and_hold_it():
@@ -313,32 +318,32 @@ def test_the_one_cycle_can_end_early_at_a_floor_and_hold_it():
     warm-up keeps its length in steps; the defaults are torch's OneCycleLR itself (the same floats)."""
     torch.manual_seed(0)
     model = Model_3()
-    hp = training.check_hyperparameters(dict(epochs=15, anneal_end=13 / 15, lr_floor=0.02))
-    lrs, momenta = training.schedule_table(model, hp, 10)
-    plain, _ = training.schedule_table(model, training.check_hyperparameters(dict(epochs=15)), 10)
+    hp = recipes.check_hyperparameters(dict(epochs=15, anneal_end=13 / 15, lr_floor=0.02))
+    lrs, momenta = device_step.schedule_table(model, hp, 10)
+    plain, _ = device_step.schedule_table(model, recipes.check_hyperparameters(dict(epochs=15)), 10)
     assert lrs[:, 0].argmax() == plain[:, 0].argmax() == 29  # the peak at 20 % of 150 steps (OneCycleLR: 30 - 1)
     assert torch.allclose(lrs[130:, 0], torch.full((21,), 0.1 * 0.02, dtype=torch.float64))
     assert (lrs[31:130, 0].diff() < 0).all() and momenta[-1, 0] == momenta[129, 0]
-    opt, sched = training.make_optimizer(model, training.check_hyperparameters({}), 10)
+    opt, sched = optimizers.make_optimizer(model, recipes.check_hyperparameters({}), 10)
     assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
     for bad in (dict(anneal_end=0.0), dict(lr_floor=1.0), dict(schedule="step", anneal_end=0.5)):
         with pytest.raises(ValueError, match="anneal_end"):
-            training.check_hyperparameters(bad)
+            recipes.check_hyperparameters(bad)
 
 
 def test_bn_bias_lr_gives_batchnorm_s_shifts_their_own_groups_at_a_multiple_of_the_lr():
     torch.manual_seed(0)
     model = Model_3()
-    hp = training.check_hyperparameters(dict(bn_bias_lr=4.0, no_decay="depthwise+batchnorm"))
-    opt, _ = training.make_optimizer(model, hp, 10)
+    hp = recipes.check_hyperparameters(dict(bn_bias_lr=4.0, no_decay="depthwise+batchnorm"))
+    opt, _ = optimizers.make_optimizer(model, hp, 10)
     shifts = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     scaled = [g for g in opt.param_groups if g.get("lr_scale") == 4.0]
     assert {id(p) for g in scaled for p in g["params"]} == shifts and all(g["weight_decay"] == 0 for g in scaled)
     assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(map(id, model.parameters()))
-    lrs, _ = training.schedule_table(model, hp, 10)
+    lrs, _ = device_step.schedule_table(model, hp, 10)
     peaks = lrs.max(0).values.tolist()
     assert [peaks[i] for i, g in enumerate(opt.param_groups) if g.get("lr_scale")] == [pytest.approx(0.4)]
-    assert len(training.make_optimizer(model, training.check_hyperparameters({}), 10)[0].param_groups) == 1
+    assert len(optimizers.make_optimizer(model, recipes.check_hyperparameters({}), 10)[0].param_groups) == 1
 
 
 def test_lookahead_pulls_the_weights_back_towards_a_slow_copy_every_k_steps():
@@ -348,10 +353,10 @@ def test_lookahead_pulls_the_weights_back_towards_a_slow_copy_every_k_steps():
     models = [Model_3(), Model_3()]
     models[1].load_state_dict(models[0].state_dict())
     x = torch.randn(16, 1, 28, 28)
-    hp = training.check_hyperparameters(dict(schedule="constant", lr=0.05, lookahead=2))
+    hp = recipes.check_hyperparameters(dict(schedule="constant", lr=0.05, lookahead=2))
     start = [p.detach().clone() for p in models[0].parameters()]
-    opts = [training.make_optimizer(models[0], hp, 10)[0],
-            training.make_optimizer(models[1], dict(hp, lookahead=0), 10)[0]]
+    opts = [optimizers.make_optimizer(models[0], hp, 10)[0],
+            optimizers.make_optimizer(models[1], dict(hp, lookahead=0), 10)[0]]
     for _ in range(2):
         for model, opt in zip(models, opts):
             opt.zero_grad()

@@ -20,9 +20,9 @@ from .. import runs
 from ..data import DEFAULT_ROOT, MNIST_MEAN, MNIST_STD, ensure_mnist, load_mnist
 from ..machine import arithmetic, device_name, select_device, set_threads
 from ..model import MODELS
+from ..recipes import PRECISIONS, run_hyperparameters
 from ..results import RESULTS_DIR, git_commit, save_json
-from ..training import (DeviceSGD, GraphedSteps, MEMORY_FORMATS, PRECISIONS, STEPS, evaluate, make_ema, make_optimizer,
-                        schedule_table, train_epoch)
+from ..training import STEPS, evaluate, setup, train_epoch
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
@@ -111,29 +111,21 @@ def engine_timings(device: torch.device, images: int, name: str = "Model_3", pre
     """(training images/s of a model (`build`) with the step-3 recipe at `precision`, its step run as `step`
     (training.STEPS: "graph" replays CUDA graphs), seconds of one full test-set evaluation)."""
     data = load_mnist(device=device)
-    hp = runs.run_hyperparameters("Model_3", precision=precision)
-    model = build(name, device).to(memory_format=MEMORY_FORMATS[hp["channels_last"]])
+    hp = run_hyperparameters("Model_3", precision=precision)
     x, y = data["x_train"][:images], data["y_train"][:images]
-    steps = len(x) // hp["batch_size"] + 1
-    opt, sched = make_optimizer(model, hp, steps_per_epoch=steps)
-    ema = make_ema(model, hp["ema"])  # the recipe's weight average costs a step too
-    g = torch.Generator(device=device).manual_seed(0)
-    graphed = None
-    if step != "eager":
-        opt, sched = DeviceSGD(opt, *schedule_table(model, hp, steps)), None
-        if step == "graph":
-            graphed = GraphedSteps(model, x, y, hp, g, opt, [ema])
-    if graphed is not None:  # warm-up: captures the graphs (full and short batch) on the data they will read
-        graphed.run_epoch(torch.randperm(len(x), generator=g, device=device)[:hp["batch_size"] * 4 + 32])
+    engine = setup(build(name, device), x, y, hp, seed=0, step=step)  # its weight average costs a step too
+    warm = hp["batch_size"] * 4
+    if engine.graphed is not None:  # warm-up: captures the graphs (full and short batch) on the data they will read
+        engine.graphed.run_epoch(torch.randperm(len(x), generator=engine.generator, device=device)[:warm + 32])
     else:
-        train_epoch(model, x[:hp["batch_size"] * 4], y[:hp["batch_size"] * 4], opt, sched, hp, g, ema)  # warm-up
+        train_epoch(engine, x[:warm], y[:warm])  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    train_epoch(model, x, y, opt, sched, hp, g, ema, graphed=graphed)  # reads the device once at the end
+    train_epoch(engine, x, y)  # reads the device once at the end
     train_ips = len(x) / (time.perf_counter() - start)
     start = time.perf_counter()
-    evaluate(model, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])
+    evaluate(engine.model, data["x_test"], data["y_test"], hp["eval_batch_size"], hp["bf16"])
     return train_ips, time.perf_counter() - start
 
 
@@ -170,37 +162,47 @@ def main(argv=None) -> int:
     engine_gflops = train_flops * engine_ips / 1e9
     name = device_name(device) + ("" if device.type == "cuda" else f" ({threads} threads)")
     result = dict(
-        device=device.type, device_name=name, arithmetic=arithmetic(device), torch=torch.__version__, commit=git_commit(),
-        images_timed=args.images,
+        device=device.type, device_name=name, arithmetic=arithmetic(device), torch=torch.__version__,
+        commit=git_commit(), images_timed=args.images,
         model="Model_3", model_class=timed["Model_3"]["model_class"], params=timed["Model_3"]["params"],
         forward_macs=macs, train_flops_per_image=train_flops, engine_precision=headline[1], engine_step=headline[2],
         seed_images_per_s=seed_ips, engine_images_per_s=engine_ips, ratio=engine_ips / seed_ips,
         eval_seconds=eval_s, seconds_per_15_epochs=15 * (TRAIN_IMAGES / engine_ips + eval_s),
         seed_seconds_per_15_epochs=15 * TRAIN_IMAGES / seed_ips,
-        peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops, fraction_of_peak=engine_gflops / peak,
+        peak_gflops=peak, peak_bf16_gflops=peak_bf16, engine_gflops=engine_gflops,
+        fraction_of_peak=engine_gflops / peak,
         engine=[dict(**timed[m], precision=p, step=st, images_per_s=ips, eval_seconds=ev,
                      seconds_per_15_epochs=15 * (TRAIN_IMAGES / ips + ev)) for (m, p, st), (ips, ev) in engine.items()],
     )
     path = save_json(result, RESULTS_DIR / f"bench-{device.type}.json")
-    rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{seed_ips:,.0f}", f"{result['seed_seconds_per_15_epochs']:.0f}")]
+    print_result(result, engine, args.models, path)
+    return 0
+
+
+def print_result(result: dict, engine: dict, models: list[str], path) -> None:
+    """The bench's table and ratios, from its record and the engine's timings by (model, precision, step)."""
+    rows = [("seed pipeline (DataLoader, PIL, batch 32)", f"{result['seed_images_per_s']:,.0f}",
+             f"{result['seed_seconds_per_15_epochs']:.0f}")]
     rows += [(f"era_s7 engine, {r['model']}, {r['precision']}, {r['step']}", f"{r['images_per_s']:,.0f}",
               f"{r['seconds_per_15_epochs']:.0f}") for r in result["engine"]]
-    print(f"device: {name} | Model_3 ({timed['Model_3']['params']:,} parameters): {macs:,} forward MACs, "
-          f"{train_flops / 1e6:.1f} MFLOP per training image")
+    print(f"device: {result['device_name']} | Model_3 ({result['params']:,} parameters): {result['forward_macs']:,} "
+          f"forward MACs, {result['train_flops_per_image'] / 1e6:.1f} MFLOP per training image")
     print(f"{'pipeline (step-3 recipe)':<52}{'images/s':>10}{'s / 15 epochs':>15}")
     for row in rows:
         print(f"{row[0]:<52}{row[1]:>10}{row[2]:>15}")
-    for c in args.models:
-        if {(c, "fp32", "eager"), (c, "bf16", "eager")} <= set(engine):
+    for c in models:
+        ips = {(p, st): engine[(m, p, st)][0] for m, p, st in engine if m == c}
+        if ("fp32", "eager") in ips and ("bf16", "eager") in ips:
             print(f"{c}: bf16 (autocast + channels_last) / fp32 = "
-                  f"{engine[(c, 'bf16', 'eager')][0] / engine[(c, 'fp32', 'eager')][0]:.2f}x (eager step)")
-        if {(c, "fp32", "eager"), (c, "fp32", "graph")} <= set(engine):
-            print(f"{c}: CUDA graph / eager step = {engine[(c, 'fp32', 'graph')][0] / engine[(c, 'fp32', 'eager')][0]:.2f}x (fp32)")
-    print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {peak:,.0f} GFLOP/s"
+                  f"{ips[('bf16', 'eager')] / ips[('fp32', 'eager')]:.2f}x (eager step)")
+        if ("fp32", "eager") in ips and ("fp32", "graph") in ips:
+            print(f"{c}: CUDA graph / eager step = {ips[('fp32', 'graph')] / ips[('fp32', 'eager')]:.2f}x (fp32)")
+    peak_bf16 = result["peak_bf16_gflops"]
+    print(f"engine / seed: {result['ratio']:.1f}x | peak fp32 matmul {result['peak_gflops']:,.0f} GFLOP/s"
           + (f", bf16 {peak_bf16:,.1f}" if peak_bf16 else "")
-          + f" | engine {engine_gflops:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")
-    print(f"(15 epochs include a full test-set evaluation per epoch, {eval_s:.2f} s each) -> {path.name}")
-    return 0
+          + f" | engine {result['engine_gflops']:.1f} GFLOP/s = {result['fraction_of_peak']:.1%} of fp32 peak")
+    print(f"(15 epochs include a full test-set evaluation per epoch, {result['eval_seconds']:.2f} s each) "
+          f"-> {path.name}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..model import DSX, RECIPES, Model_1, Model_2, Model_3, Skeleton, conv_block, head, separable
-from ..training import with_ema_also
+from ..results import with_ema_also
 
 
 class M3(Skeleton):

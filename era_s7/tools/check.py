@@ -37,11 +37,10 @@ from ..assignment import (LAST, MAX_EPOCHS, PARAMS_LIMIT, TARGET, held_count, la
                           run_summary, seed_list, seeds_phrase, verdict)
 from ..data import atomic_write_bytes, load_mnist
 from ..machine import select_device, usable_cores
-from ..model import RECIPES
 from ..receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
+from ..recipes import PRECISIONS, RECIPES, recipe_changes, run_hyperparameters
 from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, load_record, model_source_sha256, save_json
-from ..runs import Run, recipe_changes, reusable, run_hyperparameters, train_seeds
-from ..training import PRECISIONS
+from ..runs import Run, reusable, train_seeds
 
 CHECKS_DIR = RESULTS_DIR / "checks"
 DEFAULT_SEEDS = "1-5"

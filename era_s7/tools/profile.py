@@ -1,6 +1,6 @@
 """`make profile`: where one training step of a named model and recipe goes, in ms and in % of the step, by module
 (forward and backward of each layer), by phase (augmentation, optimizer, EMA) and by op (torch.profiler's self
-times), on the engine's own step (`training.train_step`) over real MNIST batches. Writes
+times), on the engine's own step (`training.train_step`, set up by `training.setup`) over real MNIST batches. Writes
 results/profile-<model>-<precision>.json with the condition it was measured under (processor, arithmetic, threads,
 precision, memory format). A measurement, not a test: it asserts nothing about speed.
     python -m era_s7.tools.profile --model Model_3 --precision bf16 --threads 1
@@ -19,12 +19,11 @@ from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
 from .. import machine, training
-from .bench import build
 from ..data import load_mnist
 from ..machine import condition_of
-from ..model import RECIPES
+from ..recipes import PRECISIONS, RECIPES, run_hyperparameters
 from ..results import RESULTS_DIR, git_commit, save_json
-from ..runs import run_hyperparameters
+from .bench import build
 
 
 @contextmanager
@@ -80,20 +79,16 @@ class Ranged:
         return ranged
 
 
-def profile_step(name: str, recipe: str, precision: str, device: torch.device, steps: int = 20,
-                 warmup: int = 10) -> dict:
-    """The record: the model `name` (bench.build) trained by RECIPES[recipe] at `precision`, `warmup` steps, then
-    `steps` timed without the profiler (wall ms/step), then `steps` profiled."""
-    hp = run_hyperparameters(recipe, precision=precision)
+def timed_and_profiled(name: str, hp: dict, device: torch.device, steps: int, warmup: int):
+    """(the model, wall ms per step, the profiler's events): the model `name` (bench.build) set up with `hp` on MNIST
+    (`training.setup`, the eager step), its optimizer step and EMA update each in a profiler range; `warmup` steps,
+    then `steps` timed without the profiler, then `steps` profiled."""
     data = load_mnist(device=device)
     x, y = data["x_train"], data["y_train"]
-    model = build(name, device).to(memory_format=training.MEMORY_FORMATS[hp["channels_last"]]).train()
-    total = warmup + 2 * steps
-    opt, sched = training.make_optimizer(model, hp, total)
-    opt = Ranged(training.Scheduled(opt, sched), "step", "optimizer step and schedule")
-    averages = [Ranged(training.make_ema(model, hp["ema"]), "update_parameters", "EMA update")] if hp["ema"] else []
-    gen = torch.Generator(device=device).manual_seed(0)
-    order = torch.randperm(len(x), generator=gen, device=device)
+    engine = training.setup(build(name, device).train(), x, y, hp, seed=0, step="eager")
+    opt = Ranged(engine.opt, "step", "optimizer step and schedule")
+    averages = [Ranged(a, "update_parameters", "EMA update") for a in engine.averages[:1]]  # the recipe's EMA
+    order = torch.randperm(len(x), generator=engine.generator, device=device)
     bs = hp["batch_size"]
     sums = (torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -101,7 +96,8 @@ def profile_step(name: str, recipe: str, precision: str, device: torch.device, s
 
     def step(k: int) -> None:
         with record_function("train step"):
-            training.train_step(model, x, y, order[k * bs:(k + 1) * bs], hp, gen, opt, sums, averages)
+            training.train_step(engine.model, x, y, order[k * bs:(k + 1) * bs], hp, engine.generator, opt, sums,
+                                averages)
 
     def ranged_augment(*args, **kwargs):
         with record_function("augmentation"):
@@ -116,15 +112,24 @@ def profile_step(name: str, recipe: str, precision: str, device: torch.device, s
     sync()
     wall = (time.perf_counter() - start) / steps * 1e3
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    training.augment = ranged_augment  # the engine's step calls the module's augment: ranged while profiled
+    training.augment = ranged_augment  # the engine's step calls the loop module's augment: ranged while profiled
     try:
-        with labelled(model), profile(activities=activities) as prof:
-            for k in range(warmup + steps, total):
+        with labelled(engine.model), profile(activities=activities) as prof:
+            for k in range(warmup + steps, warmup + 2 * steps):
                 step(k)
             sync()
     finally:
         training.augment = augment
-    events = prof.key_averages()
+    return engine.model, wall, prof.key_averages()
+
+
+def profile_step(name: str, recipe: str, precision: str, device: torch.device, steps: int = 20,
+                 warmup: int = 10) -> dict:
+    """The record: the model `name` (bench.build) trained by RECIPES[recipe] at `precision`, `warmup` steps, then
+    `steps` timed without the profiler (wall ms/step), then `steps` profiled (`timed_and_profiled`)."""
+    hp = run_hyperparameters(recipe, precision=precision)
+    bs = hp["batch_size"]
+    model, wall, events = timed_and_profiled(name, hp, device, steps, warmup)
     by_key = {e.key: e for e in events}
     step_ms = by_key["train step"].cpu_time_total / 1e3 / steps
     ms = lambda key: by_key[key].cpu_time_total / 1e3 / steps if key in by_key else 0.0  # noqa: E731
@@ -160,7 +165,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="Model_3", help="a class of era_s7.model or a sweep candidate")
     parser.add_argument("--recipe", default=None, help="a key of model.RECIPES (default: the model's, else Model_3's)")
-    parser.add_argument("--precision", default="fp32", choices=sorted(training.PRECISIONS))
+    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per usable core)")
     parser.add_argument("--steps", type=int, default=20)

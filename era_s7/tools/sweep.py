@@ -31,11 +31,11 @@ from ..assignment import TARGET, held_count, last_accuracies, parse_seeds
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUNDS, ROUND_DIRS, TEST_CONFIRMATIONS
 from ..data import atomic_write_bytes, load_mnist
 from ..machine import CONDITION_KEYS, condition_of, run_condition, select_device, usable_cores
+from ..recipes import PRECISIONS, run_hyperparameters
 from ..report import (arithmetic_words, arithmetics_table, condition_words, confirmations, paired_difference,
                       replace_between, runs_table)
 from ..results import REPO_ROOT, RESULTS_DIR, load_record, save_json
-from ..runs import Run, reusable, run_hyperparameters, train_seeds
-from ..training import PRECISIONS
+from ..runs import Run, reusable, train_seeds
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
