@@ -86,9 +86,10 @@ class DeviceSGD:
 class GraphedSteps:
     """`step` (training.train_step, which `training.setup` passes in) captured once per batch size (an epoch's last
     batch may be shorter: 60,000 = 937 x 64 + 32) and teacher, as CUDA graphs (torch.cuda.graphs), then replayed: a
-    step launches one graph instead of hundreds of kernels. The augmentation draws from the run's own generator, registered with each graph, so the seed still
-    fixes the run. Warm-up steps run on a side stream with a scratch generator, and every tensor they change is
-    restored afterwards, so capturing changes no weight and no draw. `opt` must be a `DeviceSGD`."""
+    step launches one graph instead of hundreds of kernels. The augmentation draws from the run's own generator,
+    registered with each graph, so the seed still fixes the run. Warm-up steps run on a side stream with a scratch
+    generator, and every tensor they change is restored afterwards, so capturing changes no weight and no draw.
+    `opt` must be a `DeviceSGD`."""
 
     device_type = "cuda"  # where graphs are captured (a test's subclass replays eagerly on the CPU)
 

@@ -14,8 +14,16 @@ from .assignment import runs_of
 from .machine import POOL_DATA, condition_of, pinned_pool, run_condition, usable_cores
 from .model import MODELS
 from .recipes import check_hyperparameters
-from .results import (RESULTS_DIR, RESULTS_ENV, load_record, make_record, model_source_sha256, save_json, save_run,
-                      without_ema)
+from .results import (
+    RESULTS_DIR,
+    RESULTS_ENV,
+    load_record,
+    make_record,
+    model_source_sha256,
+    save_json,
+    save_run,
+    without_ema,
+)
 from .training import fit, format_epoch
 
 

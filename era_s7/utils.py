@@ -4,8 +4,15 @@ from .data import load_mnist
 from .digits import classify, render_digit
 from .machine import environment, select_device, set_threads
 from .parameters import check_parameters
-from .plots import (plot_augmentations, plot_confusion, plot_history, plot_misclassified, plot_runs, plot_samples,
-                    plot_your_digit)
+from .plots import (
+    plot_augmentations,
+    plot_confusion,
+    plot_history,
+    plot_misclassified,
+    plot_runs,
+    plot_samples,
+    plot_your_digit,
+)
 from .receptive_field import format_receptive_field, receptive_field, summary
 from .recipes import run_hyperparameters
 from .report import last_epochs_table, runs_table, variants_table
