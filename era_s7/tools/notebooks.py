@@ -40,9 +40,9 @@ STEPS = {
               "≥ 98.8 %, from the structure alone: five 3×3 convs, one max-pool at receptive field 5, global average "
               "pooling (GAP) and a two-layer 1×1 head, under 8,000 parameters from the start; plain SGD at a constant "
               "learning rate, nothing else.",
-              "Aim met. Without normalisation the layers spend the first epochs finding their scale (27.64 % after "
-              "epoch 1), and the accuracy jitters at the constant learning rate; train and test accuracy end level: "
-              "no over-fitting."),
+              "Seed 1 reaches 98.8 %; the aim's *reliably* is missed: in fp32 one validation seed of 8 stayed at "
+              "chance (`results/sweeps/m1-validation.json`, seed 6). Without normalisation the layers spend the first "
+              "epochs finding their scale (27.64 % after epoch 1); train and test accuracy end level: no over-fitting."),
     "step2": ("BatchNorm",
               "≥ 99.3 %: step 1's skeleton and recipe, with BatchNorm after every conv, so that every layer learns at "
               "one learning rate from the first epoch.",
@@ -50,15 +50,16 @@ STEPS = {
               "The accuracy jumps from epoch to epoch at the constant step size while the test loss still falls: no "
               "sign of over-fitting."),
     "step3": ("depthwise-separable convolutions and a recipe",
-              "≥ 99.4 % on every one of the last 5 epochs, on seed 1 and on all 11 seeds of the seeds study. Eight "
-              "changes: depthwise-separable convs 41 channels wide (chosen on validation seeds); rotation ±8°, a "
-              "one-cycle learning rate peaking at 0.1 and a weight EMA (a moving average of the weights, which is what "
-              "is scored), inherited from a baseline tuned on the test set; batch 64, no weight decay on depthwise "
-              "filters and BatchNorm (1e-4 elsewhere), label smoothing 0.05 (chosen on validation seeds).",
+              "≥ 99.4 % on every one of the last 5 epochs, on seed 1 and on seeds 1–11 (the seeds study, below). "
+              "Eight changes: depthwise-separable convs 41 channels wide (each 3×3 filter on one channel, then a 1×1 "
+              "mix); rotation ±8°, a one-cycle learning rate (up to 0.1, then down to near 0) and a weight EMA (a "
+              "moving average of the weights, which is what is scored), inherited from an earlier recipe whose choices "
+              "were read off test accuracy; batch 64, no weight decay on depthwise filters and BatchNorm (1e-4 "
+              "elsewhere), label smoothing 0.05. The search chose the convs and the last three on validation seeds: "
+              "runs scored on the last 10,000 training images, not the test set.",
               "Holds on seed 1, through its EMA (the trained weights alone dip below 99.4 % once). Missed on the seeds "
               "study, where one seed of 11 misses (below). Its ablation (3 seeds) does not show that the separable "
-              "layers are needed: step 2's layers under this recipe held as often. Weakest class: 6; 5→3, 9→4, 9→7 "
-              "and 7→2 are the commonest confusions."),
+              "layers are needed: step 2's layers under this recipe held as often."),
 }
 # The README's table of the studies beyond the steps: notebook -> (the question, how it is asked).
 ABOUT = {
