@@ -58,10 +58,16 @@ def last5_spread(runs: list[dict]) -> tuple[float, float, float]:
     return mean_se_sd([run_summary(r)["last5_mean"] for r in runs])
 
 
+def holds(run: dict, target: float = TARGET) -> bool:
+    """The hold rule, the one place it is written: every one of the run's last LAST epochs is >= target (its
+    last-LAST minimum), on a single-run record."""
+    return min(last_accuracies(run)) >= target
+
+
 def held_count(record: dict, target: float = TARGET) -> tuple[int, int]:
     """(runs whose every one of the last 5 epochs is >= target, runs)."""
     runs = runs_of(record)
-    return sum(run_summary(r)["last5_min"] >= target for r in runs), len(runs)
+    return sum(holds(r, target) for r in runs), len(runs)
 
 
 def parse_seeds(text: str) -> list[int]:

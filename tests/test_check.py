@@ -9,10 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import assignment, report, runs
-
-from era_s7.tools import check, notebooks
+from era_s7 import assignment, learner, loader, report, runs
 from era_s7.results import REPO_ROOT, RESULTS_DIR, model_source_sha256
+from era_s7.tools import notebooks
 
 MODELS = '''
 import torch
@@ -89,7 +88,7 @@ def models(tmp_path):
 def smoke(tiny_data, tmp_path):
     """check_model on smoke settings, trained in this process, its record in tmp_path/checks."""
     def run(spec, seeds=(1, 2), **kwargs):
-        return check.check_model(spec, list(seeds), device="cpu", precision="fp32", smoke=True, data=tiny_data,
+        return learner.check_model(spec, list(seeds), device="cpu", precision="fp32", smoke=True, data=tiny_data,
                                  in_process=True, **{"record_path": tmp_path / "checks" / "c.json", **kwargs})
     return run
 
@@ -141,8 +140,8 @@ def test_verdict_in_words_per_rule_with_the_seeds_it_rests_on():
 ])
 def test_a_model_that_cannot_be_checked_is_refused_before_anything_trains(models, tmp_path, name, says, monkeypatch):
     monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("trained"))
-    with pytest.raises(check.ModelRefused, match=says):
-        check.check_model(f"{models}:{name}", [1], device="cpu", smoke=True, data={},
+    with pytest.raises(loader.ModelRefused, match=says):
+        learner.check_model(f"{models}:{name}", [1], device="cpu", smoke=True, data={},
                           record_path=tmp_path / "checks" / "c.json")
     assert not (tmp_path / "checks").exists()  # no record either
 
@@ -150,19 +149,19 @@ def test_a_model_that_cannot_be_checked_is_refused_before_anything_trains(models
 def test_a_spec_that_names_no_class_is_refused():
     for spec, says in [("my_models.py", "write path/to/model.py:ClassName"), ("nowhere/x.py:Net", "is not a file"),
                        ("no_such_module_xyz:Net", "module 'no_such_module_xyz' fails to import: ModuleNotFoundError")]:
-        with pytest.raises(check.ModelRefused, match=says):
-            check.load_class(spec)
+        with pytest.raises(loader.ModelRefused, match=says):
+            loader.load_class(spec)
 
 
 def test_a_file_path_and_a_module_path_both_load(models, monkeypatch):
-    from_file = check.load_class(f"{models}:Tiny")
-    assert from_file is check.load_class(f"{models}:Tiny")  # imported once, under a name of its own
-    assert check.class_spec(from_file, Path("unused.py")) == f"{models.resolve()}:Tiny"
+    from_file = loader.load_class(f"{models}:Tiny")
+    assert from_file is loader.load_class(f"{models}:Tiny")  # imported once, under a name of its own
+    assert loader.class_spec(from_file, Path("unused.py")) == f"{models.resolve()}:Tiny"
     monkeypatch.syspath_prepend(str(models.parent))
-    from_module = check.load_class("my_models:Tiny")
-    assert from_module.__module__ == "my_models" and check.class_spec(from_module, Path("unused.py")) == "my_models:Tiny"
+    from_module = loader.load_class("my_models:Tiny")
+    assert from_module.__module__ == "my_models" and loader.class_spec(from_module, Path("unused.py")) == "my_models:Tiny"
     assert model_source_sha256(from_file) == model_source_sha256(from_module)  # the same code, by either path
-    assert check.default_name(f"{models}:Tiny") == "my_models-Tiny" and check.default_name("pkg.mod:Net") == "pkg.mod-Net"
+    assert learner.default_name(f"{models}:Tiny") == "my_models-Tiny" and learner.default_name("pkg.mod:Net") == "pkg.mod-Net"
 
 
 def test_tiny_model_on_smoke_settings_record_and_printout(models, smoke, tmp_path, capsys):
@@ -198,11 +197,11 @@ def test_a_record_that_is_not_a_checks_is_left_alone(models, smoke, tmp_path):
 def test_a_check_record_is_stale_when_its_class_changed(models, smoke, tmp_path):
     record = smoke(f"{models}:Tiny", seeds=[1])
     path = tmp_path / "checks" / "c.json"
-    assert check.stale_problems(record, path) == []
+    assert learner.stale_problems(record, path) == []
     models.write_text(MODELS.replace("nn.Conv2d(8, 10, 1)", "nn.Conv2d(8, 10, 1, bias=False)"))
     for name in [n for n in sys.modules if n.startswith("era_s7_check_my_models")]:
         del sys.modules[name]  # a new session: the file imported again
-    assert check.stale_problems(record, path) == [f"c.json: Tiny ({record['model_spec']}) was changed after its check "
+    assert learner.stale_problems(record, path) == [f"c.json: Tiny ({record['model_spec']}) was changed after its check "
                                                   "(source hash differs); run the check again"]
 
 
@@ -228,8 +227,8 @@ def test_a_staged_check_resumes_from_the_committed_record(models, smoke, tmp_pat
     """Under `make notebooks` the record is written into an empty staging folder: the committed record of the same
     name stands in, run by run, by the one reuse rule."""
     committed = smoke(f"{models}:Tiny", seeds=[1], record_path=tmp_path / "results" / "c.json")
-    monkeypatch.setattr(check, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setenv(check.RESULTS_ENV, str(tmp_path / "results" / ".staging-x"))
+    monkeypatch.setattr(learner, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv(learner.RESULTS_ENV, str(tmp_path / "results" / ".staging-x"))
     monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("retrained a committed run"))
     capsys.readouterr()
     staged = smoke(f"{models}:Tiny", seeds=[1], record_path=tmp_path / "results" / ".staging-x" / "c.json")
@@ -303,7 +302,7 @@ def test_your_model_notebook_is_registered_outside_the_default_series_and_defaul
     cell = next(c.source for c in nb.cells if c.cell_type == "code" and "class YourModel" in c.source)
     namespace = {}
     exec(compile(cell, "cell", "exec"), namespace)
-    model = check.probe(namespace["YourModel"])
+    model = loader.probe(namespace["YourModel"])
     from era_s7.receptive_field import count_parameters, receptive_field
     assert count_parameters(model) == 7680 and receptive_field(model)[1] == 28  # ankode/ERAV1 S7_Model3's plan
     assert "check.check_model(YourModel" in "".join(c.source for c in nb.cells)
@@ -317,9 +316,9 @@ def test_committed_your_model_record_is_of_the_notebooks_class_on_five_seeds():
     cell = next(c.source for c in nb.cells if c.cell_type == "code" and "class YourModel" in c.source)
     saved = (RESULTS_DIR / "your_model.py").read_text()
     assert saved.split("\n", 1)[1].rstrip("\n") == cell.rstrip("\n")  # the cell, as saved beside the record
-    cls = check.load_class(f"{RESULTS_DIR / 'your_model.py'}:YourModel")
+    cls = loader.load_class(f"{RESULTS_DIR / 'your_model.py'}:YourModel")
     assert record["model_source_sha256"] == model_source_sha256(cls)
-    assert check.stale_problems(record, RESULTS_DIR / "your_model.json") == []
+    assert learner.stale_problems(record, RESULTS_DIR / "your_model.json") == []
     assert len(record["runs"]) >= 5 and record["seeds"] == [r["seed"] for r in record["runs"]]
     assert record["verdict"] == assignment.verdict(record) and record["hyperparameters"]["epochs"] <= 15
     assert not any(r["hyperparameters"]["train_subset"] for r in record["runs"])  # not a smoke run
@@ -328,6 +327,6 @@ def test_committed_your_model_record_is_of_the_notebooks_class_on_five_seeds():
 def test_readme_says_how_to_check_your_model():
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("## Does your model pass?", 1)[1].split("\n## ", 1)[0]
-    assert "python -m era_s7.tools.check" in section and "make check-model MODEL=" in section
+    assert "python -m era_s7.tools.check" in section and "make check-model CLASS=" in section
     assert "make notebooks NB=your_model" in section
     assert readme.index("## The three steps") < readme.index("## Your own digit") < readme.index("## Does your model pass?")
