@@ -42,10 +42,19 @@ def is_command(module: str) -> bool:
 
 def test_the_commands_are_the_tools_package_and_the_core_is_the_rest():
     graph = imports()
-    assert {m for m in graph if is_command(m)} == {f"tools.{n}" for n in ("bench", "candidates", "check", "export",
-                                                                           "notebooks", "predict", "profile", "stale",
-                                                                           "sweep")}
-    assert {"model", "utils", "runs", "training", "machine", "results", "assignment", "data"} <= set(graph)
+    assert {m for m in graph if is_command(m)} == {f"tools.{n}" for n in ("bench", "candidates", "check", "decision",
+                                                                           "export", "notebooks", "predict", "profile",
+                                                                           "search_doc", "stale", "sweep",
+                                                                           "sweep_files")}
+    assert {"model", "utils", "runs", "training", "machine", "results", "assignment", "data", "learner",
+            "loader"} <= set(graph)
+
+
+def test_a_command_is_its_command_line():
+    """The learner's check is a core function (learner.check_model, which the notebook your_model calls too), its
+    class loader a core module (loader); tools/check.py keeps the command line alone."""
+    tree = ast.parse((PACKAGE / "tools" / "check.py").read_text())
+    assert [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))] == ["main"]
 
 
 def test_no_core_module_imports_a_command():
