@@ -10,7 +10,7 @@ NB ?=
 # Notebooks at once, each pinned to its own core; 0: one per usable core.
 JOBS ?= 0
 
-.PHONY: all notebooks test test-floor test-runtimes lock data bench profile check check-model report clean sweep predict web web-vendor
+.PHONY: all notebooks test test-floor test-runtimes lock data bench profile stale check-model report clean sweep predict web web-vendor
 
 all: test
 
@@ -73,11 +73,13 @@ bench: $(STAMP) data
 # Where one training step goes, in ms and % by module, phase and op (torch.profiler); the record:
 # results/profile-<model>-<precision>.json. make profile MODEL=Model_3 PRECISION=bf16 THREADS=1
 THREADS ?=
+# MODEL: a model by its name in era_s7/model.py (profile also takes a sweep candidate's), for profile and predict
+MODEL ?= Model_3
 profile: $(STAMP) data
 	$(PY) -m era_s7.tools.profile --model $(MODEL) --precision $(PRECISION) --device $(DEVICE) $(if $(THREADS),--threads $(THREADS))
 
-# Fails when a results/*.json was not produced by the committed model code.
-check: $(STAMP)
+# Fails when a record under results/ (sweeps and checks included) was not produced by the committed code.
+stale: $(STAMP)
 	$(PY) -m era_s7.tools.stale
 
 clean:
@@ -102,17 +104,18 @@ sweep: $(STAMP) data
 
 # Classify photos or scans of digits: make predict IMAGES="a.png b.jpg" (MODEL=Model_1 for step 1's model)
 IMAGES ?=
-MODEL ?= Model_3
 predict: $(STAMP)
 	@test -n "$(IMAGES)" || { echo 'usage: make predict IMAGES="a.png b.jpg" [MODEL=Model_3]'; exit 2; }
 	$(PY) -m era_s7.tools.predict $(IMAGES) --model $(MODEL)
 
-# Does your model pass the assignment? make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3]
-# (or MODEL=package.module:ClassName; RECIPE a model's recipe by name or a JSON file). The record: results/checks/.
+# Does your model pass the assignment? make check-model CLASS=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3]
+# (or CLASS=package.module:ClassName; RECIPE a model's recipe by name or a JSON file). The record: results/checks/.
+# (CLASS, not MODEL: MODEL names one of the project's models.)
+CLASS ?=
 RECIPE ?= Model_3
 check-model: $(STAMP) data
-	@case "$(MODEL)" in *:*) ;; *) echo 'usage: make check-model MODEL=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3 or my_recipe.json]'; exit 2;; esac
-	$(PY) -m era_s7.tools.check $(MODEL) --recipe $(RECIPE) --jobs $(JOBS) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS))
+	@case "$(CLASS)" in *:*) ;; *) echo 'usage: make check-model CLASS=path/to/model.py:ClassName [SEEDS=1-5] [RECIPE=Model_3 or my_recipe.json]'; exit 2;; esac
+	$(PY) -m era_s7.tools.check $(CLASS) --recipe $(RECIPE) --jobs $(JOBS) $(if $(filter command line,$(origin SEEDS)),--seeds $(SEEDS))
 
 # The web demo: export the committed weights to web/models/ (those that changed), then serve the repository;
 # the page is at http://localhost:$(PORT)/web/ (Ctrl-C stops the server).

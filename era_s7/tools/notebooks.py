@@ -181,7 +181,7 @@ def refresh_result_block(notebook: Path, results_dir: Path = RESULTS_DIR) -> Non
 
 def rf_tables(records: list[tuple[str, dict]]) -> dict[str, str]:
     """Notebook stem -> the receptive-field table, layer by layer, of its record's model as the committed code
-    builds it (`make check` fails where a record's model code has changed since)."""
+    builds it (`make stale` fails where a record's model code has changed since)."""
     from ..model import MODELS
     from ..receptive_field import format_receptive_field, receptive_field
 
