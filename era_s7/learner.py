@@ -9,7 +9,6 @@ check resumes, and the seeds already done by the same code, recipe and condition
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 
@@ -34,32 +33,13 @@ from .data import load_mnist
 from .loader import ModelRefused, class_spec, load_class, make_class, probe
 from .machine import select_device, usable_cores
 from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
-from .recipes import RECIPES, recipe_changes, run_hyperparameters
+from .recipes import load_recipe, recipe_changes, run_hyperparameters
 from .results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, load_record, model_source_sha256, save_json
 from .runs import Run, reusable, train_seeds
 
 CHECKS_DIR = RESULTS_DIR / "checks"
 DEFAULT_SEEDS = "1-5"
 DEFAULT_RECIPE = "Model_3"  # step 3's recipe (recipes.RECIPES)
-
-
-def load_recipe(recipe: str | dict) -> tuple[str, dict]:
-    """(label, overrides of training.HYPERPARAMETERS): a model's recipe by name ('Model_3': step 3's), a JSON
-    file of overrides, or a dict. Unknown or bad values are refused by check_hyperparameters."""
-    if isinstance(recipe, dict):
-        return "given", dict(recipe)
-    if recipe in RECIPES:
-        return recipe, dict(RECIPES[recipe])
-    path = Path(recipe)
-    if not path.is_file():
-        raise ValueError(f"recipe={recipe!r} is neither a model's recipe ({', '.join(RECIPES)}) nor a JSON file")
-    try:
-        overrides = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"recipe {path}: not JSON ({err})") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"recipe {path}: a JSON object of hyperparameters is needed, e.g. {{\"lr\": 0.05}}")
-    return str(path), overrides
 
 
 def seeds_report(record: dict) -> list[str]:

@@ -124,8 +124,8 @@ def test_a_sweep_file_holds_one_condition(tmp_path):
     with pytest.raises(ValueError, match="results depend on each"):
         sweep_files.add_run("baseline", "validation", dict(run, seed=3, threads=2), tmp_path)
     with pytest.raises(ValueError, match="bf16"):  # precision and memory format are part of the condition
-        sweep_files.add_run("baseline", "validation", dict(run, seed=3, precision="bf16", memory_format="channels_last"),
-                      tmp_path)
+        sweep_files.add_run("baseline", "validation",
+                            dict(run, seed=3, precision="bf16", memory_format="channels_last"), tmp_path)
     with pytest.raises(ValueError, match="AVX2"):  # the same brand, other kernels: another condition
         sweep_files.add_run("baseline", "validation", dict(run, seed=3, arithmetic="AVX2"), tmp_path)
     saved = sweep_files.load_sweep("baseline", "validation", tmp_path)
@@ -146,7 +146,8 @@ def test_a_sweep_refuses_another_condition_before_it_trains(tmp_path, monkeypatc
 
 def test_a_sweep_refuses_to_replace_a_run_made_by_other_code_or_recipe(tmp_path, monkeypatch):
     run = made_here("baseline", fake_run("baseline", 1, [99.4] * 5))
-    sweep_files.add_run("baseline", "validation", dict(run, hyperparameters=dict(run["hyperparameters"], lr=0.3)), tmp_path)
+    other_recipe = dict(run, hyperparameters=dict(run["hyperparameters"], lr=0.3))
+    sweep_files.add_run("baseline", "validation", other_recipe, tmp_path)
     monkeypatch.setattr(sweep, "train_seeds", lambda *a, **k: pytest.fail("trained over a run on disk"))
     with pytest.raises(ValueError, match="holds a run of seed 1 made by other code or another recipe .*replace it"):
         sweep.run_sweep(["baseline"], [1], "validation", jobs=1, sweeps_dir=tmp_path)
@@ -182,7 +183,8 @@ def test_an_unknown_precision_fails_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="precision='fp16'; allowed"):
         sweep.run_sweep(["m3"], [1], "validation", jobs=1, sweeps_dir=tmp_path, precision="fp16")
     assert not list(tmp_path.iterdir())
-    assert sweep_files.precision_dir(tmp_path, "bf16") == tmp_path / "bf16" and sweep_files.precision_dir(tmp_path, "fp32") == tmp_path
+    assert sweep_files.precision_dir(tmp_path, "bf16") == tmp_path / "bf16"
+    assert sweep_files.precision_dir(tmp_path, "fp32") == tmp_path
 
 
 def test_search_doc_tables_are_what_the_sweep_files_say(tmp_path):
@@ -198,7 +200,8 @@ def test_decision_rule_takes_the_largest_gain_of_at_least_two_standard_errors_on
     for seed, e in enumerate(noise, 1):
         sweep_files.add_run("baseline", "validation", fake_run("baseline", seed, [99.30 + e] * 5), tmp_path)
         sweep_files.add_run("lr02", "validation", fake_run("lr02", seed, [99.35 + e + noise[-seed] / 2] * 5), tmp_path)
-        sweep_files.add_run("ls0", "validation", fake_run("ls0", seed, [99.40 + e + 12 * noise[seed - 1]] * 5), tmp_path)
+        sweep_files.add_run("ls0", "validation", fake_run("ls0", seed, [99.40 + e + 12 * noise[seed - 1]] * 5),
+                            tmp_path)
         if seed <= 7:  # the biggest gain, but on too few seeds
             sweep_files.add_run("head2", "validation", fake_run("head2", seed, [99.60 + e] * 5), tmp_path)
     name, diff, se, n = decision.winner("validation", tmp_path)
@@ -225,7 +228,8 @@ def test_the_staged_rule_screens_on_four_seeds_qualifies_on_eight_and_replicates
         "stopped: -0.065 ± 0.112 on seeds 1-4, where the rule needs a positive gain", None)
     # positive on 1-4 but scattered: under 2 SE on seeds 1-8 stops it
     scattered = {s: 99.41 + 3 * e for s, e in enumerate(noise, 1)}
-    assert decision.stage(scattered, base)[0].startswith("stopped: +0.010") and decision.stage(scattered, base)[1] is None
+    reached, seeds = decision.stage(scattered, base)
+    assert reached.startswith("stopped: +0.010") and seeds is None
     # qualified on 1-8, not replicated on 9-16
     assert decision.stage({**steady, **{s: 99.40 for s in range(9, 17)}}, base)[0].startswith("stopped: +0.000 ± 0.000 "
                                                                                            "on seeds 9-16")
@@ -244,7 +248,8 @@ def test_the_staged_rule_names_the_next_sweeps_the_stage_nearest_adoption_first(
 
 def test_precision_table_pairs_bf16_with_fp32_on_the_seeds_both_have(tmp_path):
     for seed, (fp32, bf16) in enumerate([(99.40, 99.42), (99.44, 99.44), (99.38, 99.42)], 1):
-        sweep_files.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [fp32] * 5), precision="fp32"), tmp_path)
+        sweep_files.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [fp32] * 5), precision="fp32"),
+                            tmp_path)
         sweep_files.add_run("dsx40", "validation", dict(fake_run("dsx40", seed, [bf16] * 5), precision="bf16"),
                       sweep_files.precision_dir(tmp_path, "bf16"))
     sweep_files.add_run("dsx40", "validation", dict(fake_run("dsx40", 9, [90.0] * 5), precision="bf16"),
@@ -296,8 +301,10 @@ def test_the_noscale_plan_computes_what_the_separable_plan_of_its_width_computes
 def test_round_6s_test_confirmation_is_its_qualifier_built_as_model_3():
     """model3-b64-nodecay-ls005 must compute what dsx41-b64-nodecay-ls005 did: the same recipe and, from every
     seed, the same modules with the same initial weights, only under Model_3's name (so the notebooks may reuse it)."""
-    qualifier, confirmation = candidates.CANDIDATES["dsx41-b64-nodecay-ls005"], candidates.CANDIDATES["model3-b64-nodecay-ls005"]
-    assert confirmation.recipe == qualifier.recipe and candidates.TEST_CONFIRMATIONS["round 6"] == ["model3-b64-nodecay-ls005"]
+    qualifier = candidates.CANDIDATES["dsx41-b64-nodecay-ls005"]
+    confirmation = candidates.CANDIDATES["model3-b64-nodecay-ls005"]
+    assert confirmation.recipe == qualifier.recipe
+    assert candidates.TEST_CONFIRMATIONS["round 6"] == ["model3-b64-nodecay-ls005"]
     for seed in (1, 2):
         torch.manual_seed(seed)
         a = qualifier.build()
@@ -326,7 +333,8 @@ def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_conf
     files = sweep_files.round_dir(tmp_path, "round 6")
     noise = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01, -0.01, 0.0] * 2
     add_validation_runs(files, range(1, 17), lambda seed: [("dsx41", 99.40), ("dsx41-b64-nodecay-ls005",
-                                                             99.46 + noise[seed - 1])] + [("dsx41-b64", 99.45)] * (seed < 5))
+                                                             99.46 + noise[seed - 1])]
+                        + [("dsx41-b64", 99.45)] * (seed < 5))
     said = decision.staged_decision("validation", tmp_path, "round 6")
     assert "- `dsx41-b64-nodecay-ls005`: replicated" in said and "- `dsx41-b64`: passed seeds 1-4" in said
     assert "Next:" not in said and said.endswith(

@@ -120,7 +120,8 @@ def set_result_block(nb, record: dict, sweeps_dir: Path = RESULTS_DIR / "sweeps"
     source = report.replace_between(nb.cells[0].source, start, report.RESULT_END, report.render_result(record))
     if report.ARITHMETICS_START in source:
         both = report.arithmetics_sentence(assignment.runs_of(record)[0], sweeps_dir)
-        source = report.replace_between(source, report.ARITHMETICS_START, report.ARITHMETICS_END, f"- {both}" * bool(both))
+        source = report.replace_between(source, report.ARITHMETICS_START, report.ARITHMETICS_END,
+                                        f"- {both}" * bool(both))
     nb.cells[0].source = source
 
 
@@ -153,12 +154,14 @@ def execute(notebook: Path, results_dir: Path = RESULTS_DIR, parameters: dict | 
                                        log_output=True, kernel_manager_class=IPCKernelManager)
         except papermill.PapermillExecutionError as err:
             raise NotebookFailed(f"{notebook} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                                 f"{err.ename}: {err.evalue}. The committed notebook and results are unchanged.") from None
+                                 f"{err.ename}: {err.evalue}. The committed notebook and results are "
+                                 "unchanged.") from None
         nb = nbformat.read(running, as_version=4)
         clean_metadata(nb)
         record_path = staging / f"{notebook.stem}.json"
         if not record_path.is_file():
-            raise NotebookFailed(f"{notebook} ran but wrote no {record_path.name}; the committed notebook is unchanged.")
+            raise NotebookFailed(f"{notebook} ran but wrote no {record_path.name}; the committed notebook is "
+                                 "unchanged.")
         set_result_block(nb, load_record(record_path), results_dir / "sweeps")
         for staged in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = results_dir / staged.relative_to(staging)
@@ -205,7 +208,8 @@ def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = RE
     text = report.replace_between(text, report.README_START, report.README_END, report.readme_table(studies, ABOUT))
     seeds = results_dir / "seeds.json"
     if seeds.is_file():
-        text = report.replace_between(text, report.HEADLINE_START, report.HEADLINE_END, report.headline(load_record(seeds), results_dir))
+        text = report.replace_between(text, report.HEADLINE_START, report.HEADLINE_END,
+                                      report.headline(load_record(seeds), results_dir))
     atomic_write_bytes(readme, text.encode())
 
 
@@ -255,7 +259,8 @@ def run_pinned(notebooks: list[str], cores: list[int], command=notebook_command,
             for slot in [s for s in slots if s not in running][:len(pending)]:
                 nb = pending.pop(0)
                 running[slot] = (nb, time.perf_counter(),
-                                 subprocess.Popen(command(nb), preexec_fn=lambda slot=slot: os.sched_setaffinity(0, slot)))
+                                 subprocess.Popen(command(nb),
+                                                  preexec_fn=lambda slot=slot: os.sched_setaffinity(0, slot)))
                 progress(time.perf_counter() - start, f"started {nb} on core{'s' * (len(slot) > 1)} "
                                                        f"{', '.join(map(str, slot))}")
             pid, status = os.wait()  # until one child ends
@@ -273,7 +278,8 @@ def run_pinned(notebooks: list[str], cores: list[int], command=notebook_command,
     return 0
 
 
-def record_full_run(timings: dict[str, float], total_seconds: float, jobs: int, path: Path = RESULTS_DIR / "make-notebooks.json"):
+def record_full_run(timings: dict[str, float], total_seconds: float, jobs: int,
+                    path: Path = RESULTS_DIR / "make-notebooks.json"):
     """results/make-notebooks.json: what a full `make notebooks` took, where, at which commit."""
     return save_json(dict(total_seconds=total_seconds, jobs=jobs, device_name=device_name(torch.device("cpu")),
                           commit=git_commit(), torch=torch.__version__,

@@ -160,7 +160,8 @@ def run_sweep(candidates: list[str], seeds: list[int], split: str, jobs: int, ep
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("candidates", nargs="*", help=f"candidate names (default: all); known: {', '.join([*CANDIDATES, *DERIVED])}")
+    parser.add_argument("candidates", nargs="*",
+                        help=f"candidate names (default: all); known: {', '.join([*CANDIDATES, *DERIVED])}")
     parser.add_argument("--seeds", default="1-8", help="e.g. 1-8, 1,3,5 (default 1-8)")
     parser.add_argument("--split", default="validation", choices=SPLITS)
     parser.add_argument("--jobs", type=int, default=0, help="runs at once, one core each; 0: one per usable core")
@@ -190,7 +191,8 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         for c in candidates:
-            print(f"\n{c} ({args.split} split, {args.precision})\n{runs_table(load_sweep(c, args.split, files)['runs'])}")
+            table = runs_table(load_sweep(c, args.split, files)["runs"])
+            print(f"\n{c} ({args.split} split, {args.precision})\n{table}")
     root = args.dir.resolve() == SWEEPS_DIR.resolve()  # --dir the root: each round's files are in its own folder
     for round_, (baseline, members, precision) in ROUNDS.items():
         if args.table or set(candidates) & {baseline, *members}:
