@@ -119,7 +119,7 @@ def rules(record: dict) -> list[tuple[str, bool, str]]:
         held, n = held_count(record)
         lowest = min(runs, key=lambda r: run_summary(r)["last5_min"])
         low = run_summary(lowest)["last5_min"]
-        missed = [r for r in runs if run_summary(r)["last5_min"] < TARGET]
+        missed = [r for r in runs if not holds(r)]
         if epochs < LAST:
             rules.append((hold, False, f"only {epochs} epoch{'s' * (epochs > 1)} trained: the rule needs the last {LAST}"))
         elif not missed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .assignment import LAST, TARGET, mean_se_sd, on_side, run_summary
+from .assignment import LAST, TARGET, holds, mean_se_sd, on_side, run_summary
 from .report import arithmetic_words, confirmations, paired_arithmetics
 
 FIGURE = "confirmation-minima.png"
@@ -33,7 +33,7 @@ def summary(runs: list[dict], lowest: int = 5) -> dict:
     """Over a pool's runs: held (every one of the last 5 epochs >= TARGET) of n; mean ± SE of the last-5 means and of
     the last-5 minima; the `lowest` smallest minima as (minimum, seed, processor)."""
     s = [dict(run_summary(r), processor=r.get("device_name")) for r in runs]
-    held = sum(x["last5_min"] >= TARGET for x in s)
+    held = sum(map(holds, runs))
     low = sorted(s, key=lambda x: (x["last5_min"], x["seed"]))[:lowest]
     return dict(held=held, n=len(s), mean=mean_se_sd([x["last5_mean"] for x in s])[:2],
                 min=mean_se_sd([x["last5_min"] for x in s])[:2],

@@ -196,10 +196,11 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
 
 
 def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
-    """A learner's model (era_s7.tools.check) is not in era_s7/model.py: its record is checked against the class it names."""
-    from era_s7.tools import check, stale
+    """A learner's model (era_s7.learner) is not in era_s7/model.py: its record is checked against the class it names."""
+    from era_s7 import loader
+    from era_s7.tools import stale
     (tmp_path / "mine.py").write_text("from torch import nn\n\nclass Mine(nn.Module):\n    pass\n")
-    sha = results.model_source_sha256(check.load_class(f"{tmp_path / 'mine.py'}:Mine"))
+    sha = results.model_source_sha256(loader.load_class(f"{tmp_path / 'mine.py'}:Mine"))
     record = dict(name="mine", kind="check", model="Mine", model_spec="mine.py:Mine", model_source_sha256=sha,
                   runs=[dict(model="Mine", model_source_sha256=sha, history=[])])
     results.save_json(record, tmp_path / "mine.json")
