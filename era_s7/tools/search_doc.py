@@ -8,6 +8,7 @@ import math
 import statistics
 from pathlib import Path
 
+from .. import confirmation
 from ..assignment import TARGET, held_count, last_accuracies
 from ..data import atomic_write_bytes
 from ..recipes import PRECISIONS
@@ -146,6 +147,20 @@ def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     return "\n".join(lines)
 
 
+POOLED_SECTION = "test split, {round}, pooled by arithmetic"
+POOLED_FIGURE = "confirmation-minima.png"  # under results/figures/, beside the sweeps
+
+
+def pooled_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
+    """Markdown: a TEST_CONFIRMATIONS round's confirmation pooled by arithmetic over every sweep file of its model,
+    code and recipe (era_s7.confirmation), and the histogram of its minima, written to results/figures/."""
+    own = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
+    if not own:
+        return "(no runs yet)"
+    figure = Path(sweeps_dir).parent / "figures" / POOLED_FIGURE
+    return confirmation.section(own[0], sweeps_dir, figure, f"../results/figures/{POOLED_FIGURE}")
+
+
 def candidate_doc(candidate: str) -> str:
     """What a candidate changes and where it comes from (its `doc` in era_s7/tools/candidates.py)."""
     known = CANDIDATES.get(candidate) or DERIVED.get(candidate)
@@ -159,10 +174,11 @@ def update_search_doc(split: str = "validation", doc: Path = SEARCH_DOC, sweeps_
         text = replace_between(text, SEARCH_START.format(section=PRECISION_SECTION), SEARCH_END,
                                precision_table(split, sweeps_dir=sweeps_dir))
     for round_ in TEST_CONFIRMATIONS if split == "test" else ():
-        label = ARITHMETICS_SECTION.format(round=round_)
-        if SEARCH_START.format(section=label) in text:
-            text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END,
-                                   arithmetics_section(round_, sweeps_dir))
+        for label, section in ((ARITHMETICS_SECTION, arithmetics_section), (POOLED_SECTION, pooled_section)):
+            label = label.format(round=round_)
+            if SEARCH_START.format(section=label) in text:
+                text = replace_between(text, SEARCH_START.format(section=label), SEARCH_END,
+                                       section(round_, sweeps_dir))
     for label, (round_, baseline, candidates, precision) in search_doc_sections(split).items():
         if SEARCH_START.format(section=label) not in text:
             continue
