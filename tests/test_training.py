@@ -196,10 +196,10 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypa
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
         assert machine.native_bf16(cpuinfo) is native
     assert machine.native_bf16(tmp_path / "missing") is False  # no /proc (macOS, Windows): fp32
-    monkeypatch.setattr(training, "native_bf16", lambda: True)
+    monkeypatch.setattr(recipes, "native_bf16", lambda: True)
     assert recipes.resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert recipes.resolve_precision("auto", torch.device("cuda")) == "fp32"
-    monkeypatch.setattr(training, "native_bf16", lambda: False)
+    monkeypatch.setattr(recipes, "native_bf16", lambda: False)
     assert recipes.resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert recipes.resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="precision='fp16'.*'auto'"):
