@@ -211,7 +211,7 @@ class DSXNoScale(nn.Module):
 
 # ------------------------------------------------------------------ the registry
 class Candidate(NamedTuple):
-    """A candidate: `build()` makes its model (the seed is set before), `recipe` overrides training.HYPERPARAMETERS,
+    """A candidate: `build()` makes its model (the seed is set before), `recipe` overrides recipes.HYPERPARAMETERS,
     `doc` says what it changes against its round's baseline and where the change comes from."""
     build: Callable[[], nn.Module]
     recipe: dict
@@ -234,8 +234,10 @@ CANDIDATES = {
                          "+ elastic distortion of up to 2 px (Simard et al., ICDAR 2003)"),
     "rot12": Candidate(Round1, {**OLD_STEP3_RECIPE, "rotate_deg": 12.0}, "rotation +-12 deg instead of +-8"),
     "ls0": Candidate(Round1, {**OLD_STEP3_RECIPE, "label_smoothing": 0.0}, "no label smoothing"),
-    "head2": Candidate(Head2, OLD_STEP3_RECIPE, "a two-layer 1x1 head (GAP, 1x1 16->16, 1x1 16->10); adopted by round 1"),
-    "squeeze": Candidate(Squeeze, OLD_STEP3_RECIPE, "wider before the pool, a 1x1 squeeze after it (SqueezeNet's idea)"),
+    "head2": Candidate(Head2, OLD_STEP3_RECIPE,
+                       "a two-layer 1x1 head (GAP, 1x1 16->16, 1x1 16->10); adopted by round 1"),
+    "squeeze": Candidate(Squeeze, OLD_STEP3_RECIPE,
+                         "wider before the pool, a 1x1 squeeze after it (SqueezeNet's idea)"),
     "ds40": Candidate(DS40, OLD_STEP3_RECIPE, "MobileNet-style separable blocks, 40 wide (Howard et al., 2017)"),
     # round 2: round 1's other gains, each on top of the adopted head2
     "head2-lr02": Candidate(Head2, {**OLD_STEP3_RECIPE, "lr": 0.2}, "head2 + peak lr 0.2"),
@@ -244,35 +246,43 @@ CANDIDATES = {
     "head2-all3": Candidate(Head2, {**OLD_STEP3_RECIPE, "lr": 0.2, "label_smoothing": 0.0, "rotate_deg": 12.0},
                             "head2 + round 1's three other gains at once"),
     # round 3: structure, paired against the Model_3 of then (M3)
-    "m3": Candidate(ROUND3_BASELINE, OLD_STEP3_RECIPE, "round 3's baseline: Model_3 then (the skeleton with BN and the two-layer head)"),
-    "dsx40": Candidate(DSX, OLD_STEP3_RECIPE, "Xception-style separable blocks 40 wide (Chollet, CVPR 2017); adopted by round 3"),
+    "m3": Candidate(ROUND3_BASELINE, OLD_STEP3_RECIPE,
+                    "round 3's baseline: Model_3 then (the skeleton with BN and the two-layer head)"),
+    "dsx40": Candidate(DSX, OLD_STEP3_RECIPE,
+                       "Xception-style separable blocks 40 wide (Chollet, CVPR 2017); adopted by round 3"),
     # its runs also follow a second EMA (0.999: round 6's dsx41-ema999), which changes no number the first one
     # measures (tests/test_training.py)
     "dsx41": Candidate(dsx41, {**OLD_STEP3_RECIPE, "ema_also": 0.999},
                        "dsx40 one channel wider, the most the budget allows; adopted by round 4 (Model_3)"),
     "dsx40s20": Candidate(lambda: DSX(stem=20), OLD_STEP3_RECIPE, "dsx40 with a wider first conv (20)"),
     "dsx34x4": Candidate(lambda: DSX(pre=(34,), post=(34,) * 4), OLD_STEP3_RECIPE, "narrower (34), one block deeper"),
-    "dsxpre2": Candidate(lambda: DSX(pre=(32, 32), post=(36,) * 3), OLD_STEP3_RECIPE, "two separable blocks before the pool"),
+    "dsxpre2": Candidate(lambda: DSX(pre=(32, 32), post=(36,) * 3), OLD_STEP3_RECIPE,
+                         "two separable blocks before the pool"),
     "dsx44k5": Candidate(lambda: DSX(pre=(44,), post=(44, 44), kernel=5), OLD_STEP3_RECIPE,
                          "wider (44), 5x5 depthwise filters, two blocks after the pool"),
     "mbv2": Candidate(MBV2, OLD_STEP3_RECIPE, "inverted residuals (Sandler et al., MobileNetV2, CVPR 2018)"),
-    "shuffle28": Candidate(Shuffle, OLD_STEP3_RECIPE, "grouped 3x3 + channel shuffle (Zhang et al., ShuffleNet, CVPR 2018)"),
+    "shuffle28": Candidate(Shuffle, OLD_STEP3_RECIPE,
+                           "grouped 3x3 + channel shuffle (Zhang et al., ShuffleNet, CVPR 2018)"),
     "m3x20": Candidate(ExpandBeforeGAP, OLD_STEP3_RECIPE, "a 1x1 16 -> 20 before the GAP"),
     # round 5: the two ingredients whose removal the dsx41 ablation (3 test seeds) read as gains
-    "dsx41-rot0": Candidate(dsx41, {**OLD_STEP3_RECIPE, "rotate_deg": 0.0}, ON_DSX41 + "no augmentation (the ablation's lead)"),
-    "dsx41-ls0": Candidate(dsx41, {**OLD_STEP3_RECIPE, "label_smoothing": 0.0}, ON_DSX41 + "no label smoothing (its lead)"),
+    "dsx41-rot0": Candidate(dsx41, {**OLD_STEP3_RECIPE, "rotate_deg": 0.0},
+                            ON_DSX41 + "no augmentation (the ablation's lead)"),
+    "dsx41-ls0": Candidate(dsx41, {**OLD_STEP3_RECIPE, "label_smoothing": 0.0},
+                           ON_DSX41 + "no label smoothing (its lead)"),
     # steps 1 and 2 as their notebooks train them: is bf16 safe for them? (sweep.PRECISION_CHECKS)
     "m1": Candidate(Model_1, RECIPES["Model_1"], "step 1 as its notebook trains it (no BN, plain SGD)"),
     "m2": Candidate(Model_2, RECIPES["Model_2"], "step 2 as its notebook trains it (BN, plain SGD)"),
     # round 6: how the parameters are trained, one change each on Model_3 (= dsx41), under one condition
-    "dsx41-b64": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64}, ON_DSX41 + "batch 64: twice the updates (782 an "
+    "dsx41-b64": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64},
+                           ON_DSX41 + "batch 64: twice the updates (782 an "
                            "epoch on the validation split), the same one-cycle; the lead of the issue's pilot"),
     "dsx41-b64-lr014": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64, "lr": 0.14},
                                  ON_DSX41 + "batch 64 at peak lr 0.14 (the batch-64 lead's neighbour)"),
     "dsx41-b64-lr007": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64, "lr": 0.07},
                                  ON_DSX41 + "batch 64 at peak lr 0.07: the lr scaled with the batch (Goyal et al., "
                                  "2017's linear rule, 0.1 x 64/128 = 0.05, rounded up)"),
-    "dsx41-lr02": Candidate(dsx41, {**OLD_STEP3_RECIPE, "lr": 0.2}, ON_DSX41 + "peak lr 0.2 (round 1's lead on the skeleton)"),
+    "dsx41-lr02": Candidate(dsx41, {**OLD_STEP3_RECIPE, "lr": 0.2},
+                            ON_DSX41 + "peak lr 0.2 (round 1's lead on the skeleton)"),
     "dsx41-nodecay": Candidate(dsx41, {**OLD_STEP3_RECIPE, "no_decay": "depthwise+batchnorm"},
                                ON_DSX41 + "no weight decay on the depthwise 3x3 filters and BN's parameters "
                                "(MobileNet's practice, Howard et al., 2017)"),
@@ -282,8 +292,8 @@ CANDIDATES = {
                              ON_DSX41 + "label smoothing 0.05 instead of 0.1 (0 lost in round 5; a smaller value "
                              "was never tried)"),
     "dsx41-distill": Candidate(dsx41, {**OLD_STEP3_RECIPE, "distill": 0.5},
-                               ON_DSX41 + "self-distillation from the weight EMA after epoch 3: half the loss is the KL "
-                               "towards its predictions at temperature 2 (Tarvainen & Valpola's mean teacher, 2017; "
+                               ON_DSX41 + "self-distillation from the weight EMA after epoch 3: half the loss is the "
+                               "KL towards its predictions at temperature 2 (Tarvainen & Valpola's mean teacher, 2017; "
                                "Hinton et al., 2015); about 1.3x the compute of a step, no extra parameters"),
     "dsx41-muon": Candidate(dsx41, {**OLD_STEP3_RECIPE, "optimizer": "muon"},
                             ON_DSX41 + "Muon (orthogonalised Nesterov momentum, the optimizer of the CIFAR-10 speed "
@@ -292,8 +302,8 @@ CANDIDATES = {
     # the combination, defined after the first eight's screen and before any of its runs: the leader (batch 64)
     # with the two screen-passers that act by other means than more or larger steps (peak lr 0.14 at batch 64
     # measured no more than 0.1, so lr 0.2 is read as the same lever as batch 64 and left out)
-    "dsx41-b64-nodecay-ls005": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64, "no_decay": "depthwise+batchnorm",
-                                                 "label_smoothing": 0.05},
+    "dsx41-b64-nodecay-ls005": Candidate(dsx41, {**OLD_STEP3_RECIPE, "batch_size": 64,
+                                                 "no_decay": "depthwise+batchnorm", "label_smoothing": 0.05},
                                          ON_DSX41 + "batch 64, no weight decay on the depthwise filters and BN, label "
                                          "smoothing 0.05: dsx41-b64, dsx41-nodecay and dsx41-ls005 at once"),
     "dsx42-noscale": Candidate(DSXNoScale, OLD_STEP3_RECIPE,
@@ -302,8 +312,8 @@ CANDIDATES = {
     # round 6's test-set confirmation: dsx41-b64-nodecay-ls005's computation (Model_3 builds dsx41's modules, in
     # the same order from the same seed) under step 3's model name and code, so that once RECIPES["Model_3"] is
     # this recipe, the notebooks reuse these runs where they were made under the notebook's condition
-    "model3-b64-nodecay-ls005": Candidate(Model_3, {**OLD_STEP3_RECIPE, "batch_size": 64, "no_decay": "depthwise+batchnorm",
-                                                    "label_smoothing": 0.05},
+    "model3-b64-nodecay-ls005": Candidate(Model_3, {**OLD_STEP3_RECIPE, "batch_size": 64,
+                                                    "no_decay": "depthwise+batchnorm", "label_smoothing": 0.05},
                                           "dsx41-b64-nodecay-ls005 built as Model_3 itself: its runs on the test "
                                           "split are the ones step 3's notebooks can reuse"),
 }
@@ -315,10 +325,10 @@ R7 = CANDIDATES["dsx41-b64-nodecay-ls005"].recipe
 ON_R6 = "on Model_3 (dsx41) and round 6's recipe: "
 CANDIDATES.update({
     "dsx41-r7-anneal13": Candidate(dsx41, {**R7, "anneal_end": 13 / 15, "lr_floor": 0.02},
-                                   ON_R6 + "the one-cycle's anneal ends with epoch 13 at 2 % of the peak, held through "
-                                   "epoch 15 (the warm-up unchanged): at the end of epoch 11 the lr is 11 % of the peak "
-                                   "instead of 25 %, with two epochs more of anneal than the 11-epoch compression the "
-                                   "issue measured"),
+                                   ON_R6 + "the one-cycle's anneal ends with epoch 13 at 2 % of the peak, held "
+                                   "through epoch 15 (the warm-up unchanged): at the end of epoch 11 the lr is 11 % of "
+                                   "the peak instead of 25 %, with two epochs more of anneal than the 11-epoch "
+                                   "compression the issue measured"),
     "dsx41-r7-bnbias4": Candidate(dsx41, {**R7, "bn_bias_lr": 4.0},
                                   ON_R6 + "BatchNorm's shifts at 4x the learning rate: each conv before a BN is "
                                   "scale-invariant and moves at lr / |w|^2, about 3x lr at initialisation (rows of "
