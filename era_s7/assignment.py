@@ -121,13 +121,16 @@ def rules(record: dict) -> list[tuple[str, bool, str]]:
         low = run_summary(lowest)["last5_min"]
         missed = [r for r in runs if not holds(r)]
         if epochs < LAST:
-            rules.append((hold, False, f"only {epochs} epoch{'s' * (epochs > 1)} trained: the rule needs the last {LAST}"))
+            rules.append((hold, False,
+                          f"only {epochs} epoch{'s' * (epochs > 1)} trained: the rule needs the last {LAST}"))
         elif not missed:
             rules.append((hold, True, f"held on {held} of {n} seeds; the lowest of the last {LAST} epochs is "
-                                      f"{low:.2f} % (seed {lowest['seed']}), {low - TARGET:.2f} point above {TARGET} %"))
+                                      f"{low:.2f} % (seed {lowest['seed']}), "
+                                      f"{low - TARGET:.2f} point above {TARGET} %"))
         else:
             misses = "; ".join(
-                f"seed {r['seed']}: lowest {run_summary(r)['last5_min']:.2f} %, {TARGET - run_summary(r)['last5_min']:.2f} "
+                f"seed {r['seed']}: lowest {run_summary(r)['last5_min']:.2f} %, "
+                f"{TARGET - run_summary(r)['last5_min']:.2f} "
                 f"point short ({images_short(run_summary(r)['last5_min'], record['test_images'])} of the "
                 f"{record['test_images']:,} test images), below {TARGET} on "
                 f"{sum(a < TARGET for a in last_accuracies(r))} of its last {LAST}" for r in missed)
@@ -141,7 +144,8 @@ def rules(record: dict) -> list[tuple[str, bool, str]]:
 
 def passes(record: dict) -> bool:
     """Every rule passed, on every seed asked."""
-    return all(ok for _, ok, _ in rules(record)) and sorted(r["seed"] for r in record["runs"]) == sorted(record["seeds"])
+    return (all(ok for _, ok, _ in rules(record))
+            and sorted(r["seed"] for r in record["runs"]) == sorted(record["seeds"]))
 
 
 def verdict(record: dict) -> list[str]:
@@ -154,5 +158,6 @@ def verdict(record: dict) -> list[str]:
     partial = (f"; {len(done)} of the {len(asked)} seeds asked are done (rerun the same command to resume)"
                if sorted(done) != sorted(asked) else "")
     head = (f"Verdict: {record['model']} passes every rule of the assignment, on {on}{partial}" if not failed else
-            f"Verdict: {record['model']} fails {len(failed)} of {len(judged)} rules ({'; '.join(failed)}), on {on}{partial}")
+            f"Verdict: {record['model']} fails {len(failed)} of {len(judged)} rules ({'; '.join(failed)}), "
+            f"on {on}{partial}")
     return [head] + [f"- {name}: {'passed' if ok else 'FAILED'}: {why}" for name, ok, why in judged]

@@ -133,7 +133,8 @@ def open_image(source, name: str) -> Image.Image:
             image.load()
     except Image.DecompressionBombError as err:  # Pillow's limit: refuse by name, so the next file is still read
         raise ValueError(f"{name}: refused, its header claims more pixels than Pillow's safety limit "
-                         f"({err}). If it is a real photo, save a smaller copy (under 20 megapixels is plenty)") from None
+                         f"({err}). If it is a real photo, save a smaller copy "
+                         f"(under 20 megapixels is plenty)") from None
     return image
 
 

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 
 from .assignment import TARGET
+from .augmentation import augment
 from .data import MNIST_MEAN, MNIST_STD
 from .report import by_name, one_recipe
-from .augmentation import augment
-
 
 
 def _save(fig, path):
@@ -107,7 +106,8 @@ def plot_confusion(y, probs, path=None):
                            color="white" if i == j else "black")
     ax_cm.set(xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10), title="confusion matrix")
     ax_acc.bar(range(10), per_class.numpy())
-    ax_acc.set(xticks=range(10), xlabel="class", title="per-class accuracy %", ylim=(max(0.0, min(98.0, float(per_class.min()) - 0.5)), 100.5))
+    ax_acc.set(xticks=range(10), xlabel="class", title="per-class accuracy %",
+               ylim=(max(0.0, min(98.0, float(per_class.min()) - 0.5)), 100.5))
     for i, v in enumerate(per_class):
         ax_acc.text(i, float(v), f"{float(v):.1f}", ha="center", va="bottom", fontsize=8)
     return _save(fig, path)
@@ -150,7 +150,8 @@ def plot_your_digit(source, prediction, path=None):
     for ax in (before, after):
         ax.set_xticks([])
         ax.set_yticks([])
-    bars.bar(range(10), prediction.probs, color=["tab:green" if d == prediction.digit else "tab:gray" for d in range(10)])
+    bars.bar(range(10), prediction.probs,
+             color=["tab:green" if d == prediction.digit else "tab:gray" for d in range(10)])
     bars.set_xticks(range(10))
     bars.set_ylim(0, 1)
     bars.set_title(f"prediction: {prediction.digit} (p = {prediction.probs[prediction.digit]:.2f})", fontsize=9)

@@ -142,7 +142,8 @@ def shaped_graph(model: nn.Module, input_size) -> fx.GraphModule:
         failed = next((n for n in graph.graph.nodes if n.op != "output" and "tensor_meta" not in n.meta), None)
         at = " at '{}' ({})".format(*label(failed)) if failed is not None else ""
         raise ReceptiveFieldError(f"{type(model).__name__} does not run on a zero input of shape "
-                                  f"(1, {', '.join(map(str, input_size))}){at}: {type(cause).__name__}: {cause}") from err
+                                  f"(1, {', '.join(map(str, input_size))}){at}: "
+                                  f"{type(cause).__name__}: {cause}") from err
     finally:
         model.train(was_training)
     return graph
@@ -314,17 +315,18 @@ def row(node: fx.Node, kernel, stride, padding, size_in, size_out, jump_in, rf) 
 
 # The table's columns: heading, row key, least width, alignment.
 COLUMNS = [("layer", "layer", 16, "<"), ("type", "type", 18, "<"), ("k", "kernel", 3, ">"), ("s", "stride", 3, ">"),
-           ("p", "padding", 3, ">"), ("in", "size_in", 5, ">"), ("out", "size_out", 5, ">"), ("jump", "jump_in", 6, ">"),
-           ("RF", "rf", 5, ">")]
+           ("p", "padding", 3, ">"), ("in", "size_in", 5, ">"), ("out", "size_out", 5, ">"),
+           ("jump", "jump_in", 6, ">"), ("RF", "rf", 5, ">")]
 
 
 def format_receptive_field(rows: list[dict]) -> str:
     """The table as aligned plain text (reads the same in a notebook, a log and a test); '-' where a merge has no
     kernel, stride or padding. A column widens for a longer entry, so that neighbours never run together."""
-    cells = [[heading for heading, *_ in COLUMNS]] + [["-" if r[key] is None else str(r[key]) for _, key, _, _ in COLUMNS]
-                                                    for r in rows]
+    cells = [[heading for heading, *_ in COLUMNS]] + [
+        ["-" if r[key] is None else str(r[key]) for _, key, _, _ in COLUMNS] for r in rows]
     widths = [max(least, *(len(line[i]) + 1 for line in cells)) for i, (_, _, least, _) in enumerate(COLUMNS)]
-    lines = ["".join(f"{cell:{align}{width}}" for cell, width, (*_, align) in zip(line, widths, COLUMNS)) for line in cells]
+    lines = ["".join(f"{cell:{align}{width}}" for cell, width, (*_, align) in zip(line, widths, COLUMNS))
+             for line in cells]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 

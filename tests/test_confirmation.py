@@ -33,5 +33,6 @@ def test_pools_by_arithmetic_count_a_seed_once_and_pair_the_processors(tmp_path)
     s = confirmation.summary(list(bf16["runs"].values()))
     assert (s["held"], s["n"]) == (4, 4) and s["lowest"][0] == (99.51, 1, "CPU A")
     text = confirmation.section(fake(1, 99.5), sweeps, tmp_path / "f.png", "f.png")
-    assert "| bf16 CPU | 4 | 4 of 4 |" in text and "| fp32 GPU | 2 | 2 of 2 |" in text and (tmp_path / "f.png").is_file()
+    assert ("| bf16 CPU | 4 | 4 of 4 |" in text and "| fp32 GPU | 2 | 2 of 2 |" in text
+            and (tmp_path / "f.png").is_file())
     assert "`results/sweeps/b/bf16/m-test.json` − the pool on the 2 seeds both have" in text

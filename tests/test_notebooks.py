@@ -10,16 +10,16 @@ import nbformat
 import pytest
 
 from era_s7 import assignment, report, results
-
-from era_s7.tools import notebooks, stale
 from era_s7.results import REPO_ROOT, RESULTS_DIR
+from era_s7.tools import notebooks, stale
 
 STEP_NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("step*.ipynb"))
 ALL_NOTEBOOKS = [REPO_ROOT / nb for nb in notebooks.NOTEBOOKS + notebooks.OPTIONAL]
 # the executed notebooks, checked against their records: the series', and an optional one once its run is committed
 EXECUTED = [REPO_ROOT / nb for nb in notebooks.NOTEBOOKS] + [
     REPO_ROOT / nb for nb in notebooks.OPTIONAL if (RESULTS_DIR / f"{Path(nb).stem}.json").is_file()]
-EPOCH_LINE = re.compile(r"^epoch +(\d+)/\d+ +lr (\S+) +train loss (\S+) acc +(\S+)% +test loss (\S+) acc +(\S+)% +(\S+)s$", re.M)
+EPOCH_LINE = re.compile(r"^epoch +(\d+)/\d+ +lr (\S+) +train loss (\S+) acc +(\S+)% "
+                        r"+test loss (\S+) acc +(\S+)% +(\S+)s$", re.M)
 
 
 def stdout_of(nb) -> str:
@@ -37,7 +37,8 @@ def test_smoke_run_end_to_end(path, tmp_path):
     import papermill
 
     out = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(out), parameters=dict(smoke=True, results_dir=str(tmp_path), device="cpu"),
+    papermill.execute_notebook(str(path), str(out),
+                               parameters=dict(smoke=True, results_dir=str(tmp_path), device="cpu"),
                                kernel_name="python3", cwd=str(path.parent), progress_bar=False)
     record = results.load_record(tmp_path / f"{path.stem}.json")
     assert set(record) >= {"name", "history"} or "runs" in record
@@ -94,7 +95,8 @@ def test_step3_keeps_the_rules_and_the_readme_states_the_measured_hold_rate():
     assert record["receptive_field"] >= 28 and len(assignment.last_accuracies(record)) == 5
     held, n = assignment.held_count(results.load_record(RESULTS_DIR / "seeds.json"))
     # 11: the seeds study that fits make notebooks' 81-minute limit on 2 cores (research log); a smoke run has fewer
-    assert n >= 11 and f"on every one of its last 5 epochs on {held} of {n} seeds**" in (REPO_ROOT / "README.md").read_text()
+    assert n >= 11 and (f"on every one of its last 5 epochs on {held} of {n} seeds**"
+                        in (REPO_ROOT / "README.md").read_text())
 
 
 def test_results_were_produced_by_the_committed_model_code():
@@ -129,7 +131,8 @@ def test_readme_is_short_and_its_step_texts_quote_only_the_records():
 def failing_notebook(path: Path) -> Path:
     """A notebook that stages a result, then fails in its second cell."""
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import os, pathlib\npathlib.Path(os.environ['ERA_S7_RESULTS_DIR'], 'demo.json').write_text('{}')"),
+        nbformat.v4.new_code_cell("import os, pathlib\n"
+                                  "pathlib.Path(os.environ['ERA_S7_RESULTS_DIR'], 'demo.json').write_text('{}')"),
         nbformat.v4.new_code_cell("raise RuntimeError('boom')"),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nbformat.write(nb, path)
@@ -198,7 +201,8 @@ def colab_kernel(tmp_path, monkeypatch) -> tuple[Path, Path]:
 
     colab = tmp_path / "colab"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
-    site_packages = Path(subprocess.run([colab / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+    site_packages = Path(subprocess.run([colab / "bin" / "python", "-c",
+                                         "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                         check=True, capture_output=True, text=True).stdout.strip())
     (site_packages / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     kernel = tmp_path / "jupyter" / "kernels" / "colab"
@@ -294,8 +298,8 @@ def test_every_notebook_has_the_same_setup_cell_and_a_colab_badge():
 
 
 def test_full_run_is_recorded(tmp_path):
-    path = notebooks.record_full_run({"notebooks/step1.ipynb": 61.25, "notebooks/extended/seeds.ipynb": 300.0}, 400.0, 2,
-                                     tmp_path / "make-notebooks.json")
+    path = notebooks.record_full_run({"notebooks/step1.ipynb": 61.25, "notebooks/extended/seeds.ipynb": 300.0},
+                                     400.0, 2, tmp_path / "make-notebooks.json")
     record = json.loads(path.read_text())
     assert record["total_seconds"] == 400.0 and record["jobs"] == 2
     assert record["seconds"] == {"step1": 61.2, "seeds": 300.0}
@@ -326,7 +330,8 @@ def test_step_opening_cell_is_short(path):
 def numbers_in_results(records: list[dict]) -> set[str]:
     """Every number an Analysis may quote, as printed (1-4 decimals): those of the generated Result blocks, the
     runs' per-epoch metrics, the spread between any two epochs' test accuracy, each run's last-5 summary, the
-    studies' mean, std and standard error over seeds, the recipes' values, the target, and label smoothing's floor of the loss."""
+    studies' mean, std and standard error over seeds, the recipes' values, the target, and label smoothing's floor
+    of the loss."""
     import math
     import statistics
 
@@ -395,7 +400,8 @@ def test_every_number_in_an_analysis_comes_from_the_results(path):
     assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
 
 
-@pytest.mark.parametrize("path", [REPO_ROOT / "notebooks" / "step3.ipynb", REPO_ROOT / "notebooks" / "extended" / "seeds.ipynb"],
+@pytest.mark.parametrize("path", [REPO_ROOT / "notebooks" / "step3.ipynb",
+                                  REPO_ROOT / "notebooks" / "extended" / "seeds.ipynb"],
                          ids=lambda p: p.stem)
 def test_step3_and_the_seeds_study_state_both_arithmetics(path):
     """Step 3's Analysis and the seeds study's carry the generated sentence on every arithmetic the search confirmed

@@ -60,7 +60,8 @@ def test_the_floors_are_what_test_floor_installs_and_lie_below_the_lock():
         floor = floors[requirement.name]
         assert requirement.specifier.contains(floor) and f">={floor}" in str(requirement)
         assert Version(floor) <= Version(locked[canonicalize_name(requirement.name)])
-    printed = subprocess.run([sys.executable, REPO_ROOT / "scripts" / "lock.py", "--floors", "torchvision,notebooks,web,test"],
+    printed = subprocess.run([sys.executable, REPO_ROOT / "scripts" / "lock.py", "--floors",
+                              "torchvision,notebooks,web,test"],
                              check=True, capture_output=True, text=True).stdout
     assert f"torch=={floors['torch']}\n" in printed and f"torchvision=={floors['torchvision']}\n" in printed
     torch_minor, vision_minor = (Version(floors[name]).minor for name in ("torch", "torchvision"))
@@ -70,7 +71,8 @@ def test_the_floors_are_what_test_floor_installs_and_lie_below_the_lock():
     kept = {n: v for n, v in locked.items() if n not in direct and not lock.TORCH_BUILD.fullmatch(n)}
     assert {n: v for n, v in printed.items() if n not in direct} == kept and "triton" in locked and "triton" not in kept
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "FLOOR_EXTRAS := torchvision,notebooks,web,test" in makefile and "scripts/lock.py --floors $(FLOOR_EXTRAS)" in makefile
+    assert ("FLOOR_EXTRAS := torchvision,notebooks,web,test" in makefile
+            and "scripts/lock.py --floors $(FLOOR_EXTRAS)" in makefile)
 
 
 @pytest.mark.skipif(not IN_MAKES_VENV, reason="the lock describes .venv, which `make` installs")
@@ -122,7 +124,6 @@ def test_every_result_block_names_the_torch_its_run_used():
     from pathlib import Path
 
     from era_s7 import assignment, report, results
-
     from era_s7.tools import notebooks
 
     for notebook in notebooks.NOTEBOOKS:

@@ -4,11 +4,10 @@ import nbformat
 import pytest
 
 from era_s7 import report, results
-
-from era_s7.tools import notebooks
 from era_s7.model import make_model
 from era_s7.parameters import ParameterError, check_parameters
 from era_s7.results import REPO_ROOT
+from era_s7.tools import notebooks
 
 GOOD = dict(seed=1, epochs=15, device="cpu", precision="auto", smoke=False, results_dir=None)
 
@@ -17,7 +16,8 @@ GOOD = dict(seed=1, epochs=15, device="cpu", precision="auto", smoke=False, resu
     ("seed", "abc", "-p seed 7"), ("seed", -1, "-p seed 7"), ("seed", True, "-p seed 7"), ("seed", 1.5, "-p seed 7"),
     ("seeds", "[1, 2]", '-y "seeds: [1, 2, 3]"'), ("seeds", [], '-y "seeds: [1, 2, 3]"'),
     ("seeds", [1, 1], '-y "seeds: [1, 2, 3]"'), ("epochs", 0, "-p epochs 15"), ("epochs", "15", "-p epochs 15"),
-    ("device", "gpu", "-p device auto"), ("precision", "fp16", "-p precision auto"), ("smoke", "true", "-p smoke True"), ("results_dir", "", "-p results_dir"),
+    ("device", "gpu", "-p device auto"), ("precision", "fp16", "-p precision auto"), ("smoke", "true", "-p smoke True"),
+    ("results_dir", "", "-p results_dir"),
 ])
 def test_a_bad_parameter_is_named_with_what_is_allowed_and_the_fix(name, value, fix):
     parameters = {**GOOD, name: value}
@@ -47,7 +47,8 @@ def test_more_epochs_than_the_assignment_allows_is_exploration_and_says_so(capsy
     def result(epochs):
         history = [dict(epoch=i, train_loss=0.1, train_acc=98.0, test_loss=0.05, test_acc=99.3, lr=0.01, seconds=1.0)
                    for i in range(1, epochs + 1)]
-        return report.render_result(results.make_record("unit", make_model("Model_3"), {"epochs": epochs}, 1, history, 3.0))
+        return report.render_result(
+            results.make_record("unit", make_model("Model_3"), {"epochs": epochs}, 1, history, 3.0))
 
     assert "**Breaks the assignment's 15-epoch rule**: it trained for 20 epochs, more than the 15 allowed" in result(20)
     assert "15-epoch rule" not in result(15)

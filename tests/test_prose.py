@@ -6,9 +6,9 @@
 - **No stale prose**: in the hand-written text of README.md and docs/search.md, every hold count ("N of M" beside
   hold/held) and every accuracy (a figure in the 90s followed by %) names its record in the same paragraph, list item
   or table row (a path `results/...json`, a folder `results/sweeps/.../`, or a link to a notebook, whose record is
-  results/<notebook>.json; with `commit <sha>`, also the file as it was at that commit), and matches it: the count is one
-  of the record's (all runs, or a variant's runs on a range of consecutive seeds), the accuracy one of its values at
-  the printed digits (an epoch, a run's last-5 min or mean, best, final, or a mean or minimum over such runs).
+  results/<notebook>.json; with `commit <sha>`, also the file as it was at that commit), and matches it: the count is
+  one of the record's (all runs, or a variant's runs on a range of consecutive seeds), the accuracy one of its
+  values at the printed digits (an epoch, a run's last-5 min or mean, best, final, or a mean or minimum over such runs).
 - docs/research-log.md is history: each of its sections with such numbers names the commit they were measured at.
 """
 from __future__ import annotations
@@ -63,7 +63,8 @@ def cited(text: str) -> list[tuple[str, str | None]]:
     commits = COMMIT.findall(text)
     paths = RECORD.findall(text)
     paths += [f"results/{stem}.json" for stem in NOTEBOOK.findall(text) if (REPO / f"results/{stem}.json").is_file()]
-    return [(p, c) for p in dict.fromkeys(paths) for c in dict.fromkeys([*commits, None])]  # at each commit named, or today
+    # at each commit named, or today
+    return [(p, c) for p in dict.fromkeys(paths) for c in dict.fromkeys([*commits, None])]
 
 
 def last5(run: dict) -> list[float]:
@@ -124,7 +125,8 @@ def units(text: str) -> list[str]:
     """Paragraphs, list items and table rows, outside generated blocks, code and comments."""
     text = GENERATED.sub("\n\n", text)
     text = re.sub(r"```.*?```|<!--.*?-->", "\n\n", text, flags=re.S)
-    return [u for para in re.split(r"\n\s*\n", text) for u in re.split(r"\n(?=\s*(?:[-*] |\d+\. |\|))", para) if u.strip()]
+    return [u for para in re.split(r"\n\s*\n", text)
+            for u in re.split(r"\n(?=\s*(?:[-*] |\d+\. |\|))", para) if u.strip()]
 
 
 def measured(unit: str) -> tuple[list[str], list[tuple[int, int]]]:

@@ -6,14 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from era_s7 import receptive_field as rfm
 from era_s7 import assignment, utils
+from era_s7 import receptive_field as rfm
 from era_s7.model import MODELS, make_model
 from era_s7.results import REPO_ROOT, RESULTS_DIR, load_record
 
 
 def reference_model1():
-    """The seed repository's Model1 (conv-conv-pool-conv-conv-pool-conv-GAP): its RF after GAP is 48, not the 32 it states."""
+    """The seed repository's Model1 (conv-conv-pool-conv-conv-pool-conv-GAP): its RF after GAP is 48, not the 32 it
+    states."""
     def c(i, o):
         return nn.Conv2d(i, o, 3, padding=1, bias=False)
     return nn.Sequential(c(1, 32), nn.ReLU(), c(32, 32), nn.ReLU(), nn.MaxPool2d(2), c(32, 64), nn.ReLU(), c(64, 64),
@@ -50,7 +51,8 @@ def test_per_layer_kernel_stride_padding_match_torchscan(name):
     theirs = {layer["path"]: layer["metrics"] for layer in crawl_module(model, (1, 28, 28))["layers"]}
     for row in ours:
         m = theirs[row["layer"]]
-        assert (m["receptive_field"]["value"], m["effective_stride"]["value"]) == (row["kernel"], row["stride"]), row["layer"]
+        assert ((m["receptive_field"]["value"], m["effective_stride"]["value"])
+                == (row["kernel"], row["stride"])), row["layer"]
         if not row["type"].startswith("Adaptive"):  # torchscan gives GAP a nominal negative padding; RF ignores it
             assert m["effective_padding"]["value"] == row["padding"], row["layer"]
 
@@ -143,10 +145,12 @@ def test_same_padding_is_a_number_in_an_aligned_table():
 
 @pytest.mark.parametrize("model, message", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)), r"at '1' \(Upsample\): its effect .* not known"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(4)), r"at '1' \(AdaptiveAvgPool2d\): .* 26 to 4 .* unequal"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(4)),
+     r"at '1' \(AdaptiveAvgPool2d\): .* 26 to 4 .* unequal"),
     (nn.Sequential(nn.Conv2d(1, 2, (3, 1), padding=(1, 0))), r"at '0' \(Conv2d\): kernel_size=\(3, 1\) differs"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(26, 4)), r"at '1' \(Linear\)"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")), r"at '0' \(Conv2d\): padding_mode='circular'"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")),
+     r"at '0' \(Conv2d\): padding_mode='circular'"),
 ], ids=["upsample", "uneven-adaptive-pool", "non-square-kernel", "linear-on-a-map", "circular-padding"])
 def test_unknown_or_inexact_operations_are_refused_by_name(model, message):
     with pytest.raises(rfm.ReceptiveFieldError, match=r"^Sequential: the receptive field is not computed " + message):
@@ -173,7 +177,8 @@ def test_broadcast_merge_is_refused():
 def test_untraceable_model_is_refused_with_the_reason():
     branchy = ConvThen(lambda x, y: y if x.mean() > 0 else x)
     with pytest.raises(rfm.ReceptiveFieldError, match=r"ConvThen cannot be traced by torch.fx, .*: line \d+ of "
-                       r"test_receptive_field.py, `branchy = .*x.mean\(\) > 0.*`, uses a tensor in Python control flow"):
+                       r"test_receptive_field.py, `branchy = .*x.mean\(\) > 0.*`, "
+                       r"uses a tensor in Python control flow"):
         rfm.receptive_field(branchy)
 
 

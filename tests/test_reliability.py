@@ -10,10 +10,9 @@ import nbformat
 import pytest
 
 from era_s7 import data
-
-from era_s7.tools import notebooks
 from era_s7.model import make_model
 from era_s7.results import REPO_ROOT
+from era_s7.tools import notebooks
 
 
 def test_unknown_model_name_is_named():
@@ -53,7 +52,8 @@ def test_run_killed_half_way_leaves_previous_results(tmp_path):
     nb_path = tmp_path / "demo.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("import os, pathlib, time\n"
-                                  "pathlib.Path(os.environ['ERA_S7_RESULTS_DIR'], 'demo.json').write_text('{\"new\": 1}')\n"
+                                  "pathlib.Path(os.environ['ERA_S7_RESULTS_DIR'], 'demo.json')"
+                                  ".write_text('{\"new\": 1}')\n"
                                   "time.sleep(120)")],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}), nb_path)
     before = nb_path.read_bytes()

@@ -63,7 +63,8 @@ def test_interrupted_save_keeps_previous_files(tmp_path, monkeypatch):
 
 
 def test_model_source_hash_tracks_the_class():
-    assert results.model_source_sha256(type(make_model("Model_3"))) != results.model_source_sha256(type(make_model("Model_2")))
+    assert (results.model_source_sha256(type(make_model("Model_3")))
+            != results.model_source_sha256(type(make_model("Model_2"))))
     assert len(results.model_source_sha256(type(make_model("Model_1")))) == 64
 
 
@@ -103,7 +104,8 @@ def test_no_spread_is_reported_across_different_variants():
     run = results.make_record("a", make_model("Model_3"), {"epochs": 3, "lr": 0.1}, 1, fake_history(), 3.0)
     seeds = dict(name="seeds", runs=[run, dict(run, name="b", seed=2)])
     variants = dict(name="ablation", runs=[run, dict(run, name="b", hyperparameters={"epochs": 3, "lr": 0.2})])
-    assert "Final test accuracy over runs" in render_result(seeds) and "mean" in runs_table(seeds["runs"]).splitlines()[-1]
+    assert ("Final test accuracy over runs" in render_result(seeds)
+            and "mean" in runs_table(seeds["runs"]).splitlines()[-1])
     assert "Final test accuracy over runs" not in render_result(variants)
     assert "final accuracy over" not in runs_table(variants["runs"])
 
@@ -166,8 +168,8 @@ def test_headline_and_condition_say_what_the_runs_say():
 
     record = dict(name="seeds", runs=[run(1, [99.5] * 5), run(2, [99.5, 99.5, 99.39, 99.5, 99.5]), run(3, [99.44] * 5)])
     # last-5 means 99.5, 99.478, 99.44: mean 99.473, std 0.0304, standard error 0.018
-    assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; the mean of the last-5 means is "
-            "99.473 % ± 0.018") in report.headline(record)
+    assert ("on every one of its last 5 epochs on 2 of 3 seeds**, fixed before the runs; "
+            "the mean of the last-5 means is 99.473 % ± 0.018") in report.headline(record)
     assert report.condition_words(record["runs"][0]) == "cpu (AMD EPYC), 1 thread, bf16 + channels_last"
     assert "confirmation" not in report.headline(record)
 
@@ -196,7 +198,8 @@ def test_the_headline_gives_the_whole_sweep_a_study_reused_runs_from(tmp_path):
 
 
 def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
-    """A learner's model (era_s7.learner) is not in era_s7/model.py: its record is checked against the class it names."""
+    """A learner's model (era_s7.learner) is not in era_s7/model.py: its record is checked against the class it
+    names."""
     from era_s7 import loader
     from era_s7.tools import stale
     (tmp_path / "mine.py").write_text("from torch import nn\n\nclass Mine(nn.Module):\n    pass\n")
@@ -210,8 +213,8 @@ def test_stale_records_judges_a_check_record_by_its_own_class(tmp_path):
 
 
 def test_a_trained_run_of_a_model_the_receptive_field_tool_refuses_is_kept_with_rf_unknown():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Upsample(scale_factor=2), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Upsample(scale_factor=2),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
     record = results.make_record("up", model, {}, 1, [], 1.0)
     assert record["receptive_field"] is None and "Upsample" in record["receptive_field_refused"]
     assert "receptive_field_refused" not in results.make_record("m3", make_model("Model_3"), {}, 1, [], 1.0)
@@ -282,7 +285,8 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
         hp = dict(ema=ema) if gpu else dict(ema=ema, bf16=True, channels_last=True)
         return dict(name=f"x-seed{seed}", model="Model_3", model_source_sha256="abc", seed=seed, split=split,
                     params=7864, epochs=15, total_seconds=1.0, hyperparameters=hp,
-                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5],
+                    history=([dict(test_acc=98.0, train_acc=99.0)] * 10
+                             + [dict(test_acc=a, train_acc=99.0) for a in last5]),
                     device="NVIDIA H200" if gpu else "cpu", device_name="NVIDIA H200" if gpu else "Xeon",
                     precision="fp32" if gpu else "bf16")
 
@@ -302,9 +306,12 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
         "bf16 CPU, paired by seed: +0.040 ± 0.035 (last-5 mean), +0.027 ± 0.043 (last-5 min), ± standard error over "
         "3 seeds.")
     table = report.arithmetics_table(cpu[0], tmp_path / "sweeps")
-    assert "| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | 99.417 ± 0.060 | 99.30 (seed 2) |" in table
-    assert "| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | 99.443 ± 0.018 | 99.41 (seed 2) |" in table
-    assert "last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)" in table
+    assert ("| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | "
+            "99.417 ± 0.060 | 99.30 (seed 2) |") in table
+    assert ("| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | "
+            "99.443 ± 0.018 | 99.41 (seed 2) |") in table
+    assert ("last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)"
+            in table)
     # seen from the GPU's run, its own file comes first and the difference changes sign
     assert report.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
         "bf16 CPU − fp32 GPU, paired by seed: -0.040 ± 0.035 (last-5 mean), -0.027 ± 0.043 (last-5 min), ± standard "
@@ -314,8 +321,9 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     # a study that reused the CPU file's runs: that file's mean, and the hold counts once, every arithmetic's
     reused = report.headline(dict(name="seeds", runs=[dict(cpu[0], reused_from="sweeps/b-cpu/bf16/x-test.json")]),
                              tmp_path)
-    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`). The confirmation, on all its 3 seeds, has a mean of the last-5 means of "
-            "99.417 % ± 0.060 ([docs/search.md](docs/search.md)). The search's test-set confirmation: **2 of 3**") in reused
+    assert ("(`results/sweeps/b-cpu/bf16/x-test.json`). The confirmation, on all its 3 seeds, has a mean of the "
+            "last-5 means of 99.417 % ± 0.060 ([docs/search.md](docs/search.md)). "
+            "The search's test-set confirmation: **2 of 3**") in reused
     (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
     assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
     assert "arithmetics" not in report.headline(study, tmp_path)
@@ -341,11 +349,13 @@ def test_result_block_says_whose_weights_were_scored_and_where_the_runs_come_fro
     study = dict(name="study", runs=[run(1, seconds=5.0), run(2, seconds=7.0, reused_from="sweeps/x-test.json"),
                                      run(3, seconds=11.0, reused_from="step3.json"),
                                      run(4, seconds=0.0, reused_from="step3.json", derived_from="r3")])
-    assert ("- 4 runs of ≤ 15 epochs, 1 trained here (5 s), 2 reused from earlier records (`reused_from`; 18 s when they "
-            "were trained), 1 read from those without their EMA (no training)") in render_result(study)
-    assert "- 2 runs of ≤ 15 epochs, 12 s in all" in render_result(dict(name="s", runs=[run(1, seconds=5.0), run(2, seconds=7.0)]))
+    assert ("- 4 runs of ≤ 15 epochs, 1 trained here (5 s), 2 reused from earlier records (`reused_from`; 18 s when "
+            "they were trained), 1 read from those without their EMA (no training)") in render_result(study)
+    assert "- 2 runs of ≤ 15 epochs, 12 s in all" in render_result(
+        dict(name="s", runs=[run(1, seconds=5.0), run(2, seconds=7.0)]))
     reused = render_result(dict(name="s", runs=[run(1, reused_from="a.json"), run(2, reused_from="a.json")]))
-    assert "- 2 runs of ≤ 15 epochs, none trained here, 2 reused from earlier records (`reused_from`; 20 s when" in reused
+    assert ("- 2 runs of ≤ 15 epochs, none trained here, 2 reused from earlier records (`reused_from`; 20 s when"
+            in reused)
 
 
 def test_readme_steps_give_each_step_its_result_from_its_record_and_name_a_repeated_table():
@@ -354,13 +364,15 @@ def test_readme_steps_give_each_step_its_result_from_its_record_and_name_a_repea
     def record(name, model, last5, ema=0.0):
         return dict(name=name, model=model, params=7864, receptive_field=28, epochs=15, seed=1,
                     hyperparameters=dict(ema=ema), total_seconds=1.0,
-                    history=[dict(test_acc=98.0, train_acc=99.0)] * 10 + [dict(test_acc=a, train_acc=99.0) for a in last5])
+                    history=([dict(test_acc=98.0, train_acc=99.0)] * 10
+                             + [dict(test_acc=a, train_acc=99.0) for a in last5]))
 
     about = {"step1": ("one", "aim one", "read one"), "step2": ("two", "aim two", "read two")}
     text = readme_steps([("notebooks/step1.ipynb", record("step1", "Model_1", [99.0, 99.5, 99.4, 99.45, 99.5])),
                          ("notebooks/step2.ipynb", record("step2", "Model_2", [99.5] * 5, ema=0.998))],
                         about, {"step1": "TABLE", "step2": "TABLE"})
-    assert "### [Step 1](notebooks/step1.ipynb): one\n\n**Target**: aim one" in text and "**Analysis**: read two" in text
+    assert ("### [Step 1](notebooks/step1.ipynb): one\n\n**Target**: aim one" in text
+            and "**Analysis**: read two" in text)
     assert ("**Result** (`results/step1.json`, seed 1): `Model_1`, 7,864 parameters, receptive field 28; last 5 epochs "
             "99.00, 99.50, 99.40, 99.45, 99.50 %: last-5 min **99.00**, mean 99.37; ≥ 99.4 % on **4 of 5**.") in text
     assert "last 5 epochs (of the weight EMA) 99.50, 99.50" in text and "≥ 99.4 % on **5 of 5**" in text
@@ -381,7 +393,8 @@ def test_no_generator_rounds_a_figure_across_a_target():
     a, b, e = [99.39, 99.53, 99.53, 99.53, 99.51], [99.41, 99.53, 99.53, 99.51, 99.51], [99.41] + [99.53] * 4
     runs = [run(1, a), run(2, a), run(3, a), run(4, b), run(5, e)]
     record = dict(name="seeds", runs=runs)
-    texts = [report.render_result(record), report.runs_table(runs), report.variants_table(runs + [run(1, [99.45] * 5, "y")]),
+    texts = [report.render_result(record), report.runs_table(runs),
+             report.variants_table(runs + [run(1, [99.45] * 5, "y")]),
              report.readme_table([("notebooks/extended/seeds.ipynb", record)], {}), report.headline(record),
              report.last_epochs_table(runs[0]["history"]),
              report.readme_steps([("notebooks/step3.ipynb", dict(runs[0], name="step3"))], {"step3": ("t", "a", "b")},

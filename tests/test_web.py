@@ -20,10 +20,9 @@ import torch
 from PIL import Image
 
 from era_s7 import digits
-
+from era_s7.results import REPO_ROOT
 from era_s7.tools import export
 from era_s7.tools.predict import STEP_WEIGHTS, load_model
-from era_s7.results import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and nothing that reaches out to the network (closed networks refuse it, many times a start).
@@ -152,7 +151,8 @@ def test_browser_logits_match_pytorch_on_200_test_images(demo, mnist):
         in_browser = np.array(demo.evaluate(f"([name, b64]) => window.demo.logits(name, {FLOAT32_FROM_BASE64}, 200)",
                                             [name, base64.b64encode(x.numpy().tobytes()).decode()]))
         diff = np.abs(in_browser - pytorch_logits(name, x)).max()
-        print(f"{name}: max |ONNX (onnxruntime-web, Chromium) - PyTorch| logit difference on 200 test images: {diff:.2e}")
+        print(f"{name}: max |ONNX (onnxruntime-web, Chromium) - PyTorch| logit difference on 200 test images: "
+              f"{diff:.2e}")
         assert diff <= TOLERANCE
 
 

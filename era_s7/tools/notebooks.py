@@ -42,7 +42,8 @@ STEPS = {
               "learning rate, nothing else.",
               "Seed 1 reaches 98.8 %; the aim's *reliably* is missed: in fp32 one validation seed of 8 stayed at "
               "chance (`results/sweeps/m1-validation.json`, seed 6). Without normalisation the layers spend the first "
-              "epochs finding their scale (27.64 % after epoch 1); train and test accuracy end level: no over-fitting."),
+              "epochs finding their scale (27.64 % after epoch 1); train and test accuracy end level: "
+              "no over-fitting."),
     "step2": ("BatchNorm",
               "≥ 99.3 %: step 1's skeleton and recipe, with BatchNorm after every conv, so that every layer learns at "
               "one learning rate from the first epoch.",

@@ -1,4 +1,5 @@
-"""Classify photos or scans of digits: python -m era_s7.tools.predict IMAGE... [--model Model_3] [--weights results/step3.pt]
+"""Classify photos or scans of digits: python -m era_s7.tools.predict IMAGE... [--model Model_3] \
+[--weights results/step3.pt]
 
 Each image goes through the MNIST-style preprocessing of era_s7/digits.py; one line per image:
     <file>  <digit>  p=<probability>  runner-up <digit> p=<probability>
