@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from era_s7 import model
-
 from era_s7.tools import bench
 
 

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from era_s7.tools import profile
 from era_s7.machine import CONDITION_KEYS
+from era_s7.tools import profile
 
 
 def test_the_profile_of_a_step_names_its_condition_and_its_parts_add_up(tmp_path, capsys):

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from ..data import atomic_write_bytes
-from .predict import STEP_WEIGHTS, load_model
 from ..results import REPO_ROOT, RESULTS_DIR
+from .predict import STEP_WEIGHTS, load_model
 
 WEB_DIR = REPO_ROOT / "web"
 MODELS_DIR = WEB_DIR / "models"
