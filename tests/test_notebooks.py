@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import assignment, report, results
+from era_s7 import assignment, report, results, story
 from era_s7.results import REPO_ROOT, RESULTS_DIR
 from era_s7.tools import notebooks, stale
 
@@ -107,8 +107,8 @@ def test_readme_table_matches_the_results():
     steps, studies = notebooks.readme_rows()
     assert [Path(nb).stem for nb, _ in steps] == ["step1", "step2", "step3"] and len(studies) == 3
     readme = (REPO_ROOT / "README.md").read_text()
-    assert report.readme_steps(steps, notebooks.STEPS, notebooks.rf_tables(steps)) in readme
-    assert report.readme_table(studies, notebooks.ABOUT) in readme
+    assert report.readme_steps(steps, story.STEP_PROSE, notebooks.rf_tables(steps)) in readme
+    assert report.readme_table(studies, story.STUDIES) in readme
     assert report.headline(results.load_record(RESULTS_DIR / "seeds.json"), RESULTS_DIR) in readme
     # the steps come first, then how often step 3 holds, then the tools, then the two commands
     order = [readme.index(s) for s in (report.STEPS_START, report.HEADLINE_START, "## Your own digit",
@@ -123,7 +123,7 @@ def test_readme_is_short_and_its_step_texts_quote_only_the_records():
     assert len(re.sub(r"<!--.*?-->|\(http[^)]*\)", " ", text, flags=re.S).split()) <= 1500
     records = [results.load_record(p) for p in sorted(RESULTS_DIR.glob("*.json"))]
     known = numbers_in_results([r for r in records if "history" in r or "runs" in r])
-    quoted = [q.lstrip("-") for _, target, analysis in notebooks.STEPS.values()
+    quoted = [q.lstrip("-") for _, target, analysis in story.STEP_PROSE.values()
               for q in re.findall(NUMBER, target + " " + analysis)]
     assert quoted and not [q for q in quoted if q not in known], [q for q in quoted if q not in known]
 
