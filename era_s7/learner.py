@@ -162,7 +162,7 @@ def announce(cls: type, spec: str, probe_model: torch.nn.Module, record_path: Pa
         rows, rf, refusal = [], None, str(err)
         print(f"receptive field: not computed, the tool refused: {refusal}")
     print(f"recipe: {label}, {hp['epochs']} epoch{'s' * (hp['epochs'] != 1)}{' (smoke: a tiny run)' if smoke else ''}; "
-          f"what it changes from the defaults (training.HYPERPARAMETERS; the record keeps the whole recipe): "
+          f"what it changes from the defaults (recipes.HYPERPARAMETERS; the record keeps the whole recipe): "
           f"{recipe_changes(hp)}")
     print(f"seeds: {seed_list(seeds)}")
     return dict(name=record_path.stem, kind="check", model=cls.__name__, model_spec=spec_as_recorded(spec, record_path),

@@ -123,7 +123,7 @@ def render_result(record: dict) -> str:
 def provenance(runs: list[dict]) -> str:
     """Where a study's runs come from, with their seconds: trained here; reused from an earlier record
     (`reused_from`: runs.train_runs), which trained nothing here; read from another run without its EMA
-    (`derived_from`: training.without_ema), which trained nothing at all."""
+    (`derived_from`: results.without_ema), which trained nothing at all."""
     derived = [r for r in runs if r.get("derived_from")]
     reused = [r for r in runs if r.get("reused_from") and not r.get("derived_from")]
     trained = [r for r in runs if not r.get("reused_from") and not r.get("derived_from")]
@@ -266,7 +266,7 @@ def confirmations(run: dict, sweeps_dir: Path) -> list[tuple[str, list[dict]]]:
     """The search's test-set confirmations of a run's model and recipe, in every condition on disk: (path relative
     to the folder above `sweeps_dir`, e.g. "sweeps/h200/x-test.json"; its runs) of each sweep file under `sweeps_dir`
     (one condition each: `make sweep DIR=...`) whose runs are on the test split and have the run's model, model code
-    (source hash) and hyperparameters, the precision's apart (`training.PRECISIONS`). The file of the run's own
+    (source hash) and hyperparameters, the precision's apart (`recipes.PRECISIONS`). The file of the run's own
     arithmetic first, then by path."""
     from .recipes import PRECISIONS, check_hyperparameters
 

@@ -58,7 +58,7 @@ def test_committed_notebook_matches_its_results(path):
     assert "written after reading the Result" not in first.source  # the Analysis has been written
     printed = [tuple(map(float, m.groups())) for m in EPOCH_LINE.finditer(stdout_of(nb))]
     runs = assignment.runs_of(record)
-    # a run read from another without its EMA (training.without_ema) trained nothing and printed no epochs of its own;
+    # a run read from another without its EMA (results.without_ema) trained nothing and printed no epochs of its own;
     # the run it was read from must be in the record
     assert all(run["derived_from"] in {r["name"] for r in runs} for run in runs if "derived_from" in run)
     expected = [(r["epoch"], r["lr"], r["train_loss"], r["train_acc"], r["test_loss"], r["test_acc"], r["seconds"])
