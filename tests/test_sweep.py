@@ -390,3 +390,18 @@ def test_round_7_candidates_keep_learning_until_the_last_epoch():
         lrs, _ = device_step.schedule_table(model, hp, steps)
         conv = lrs[:, 0]  # group 0: the convolutions' weights (decay_groups)
         assert conv[(hp["epochs"] - 1) * steps] >= 0.01 * conv.max(), c
+
+
+def test_a_round_s_decision_counts_only_the_seeds_it_ran(tmp_path, monkeypatch):
+    """candidates.ROUND_SEEDS: a candidate's later seeds in a shared file are a later round's, not this one's: round 3
+    chose dsx40, while dsx41's seeds 5-8 (round 4's) would name dsx41 on 8 seeds."""
+    from era_s7.tools import decision
+    files = sweep.round_dir(tmp_path, "round 3")
+    for seed in range(1, 17):
+        sweep.add_run("m3", "validation", fake_run("m3", seed, [99.40] * 5), files)
+        sweep.add_run("dsx40", "validation", fake_run("dsx40", seed, [99.44 + (seed % 2) * 0.01] * 5), files)
+    for seed in range(1, 9):
+        sweep.add_run("dsx41", "validation", fake_run("dsx41", seed, [99.47 + (seed % 2) * 0.01] * 5), files)
+    assert decision.winner("validation", tmp_path, "round 3")[0] == "dsx40"
+    monkeypatch.setitem(decision.ROUND_SEEDS, "round 3", {})
+    assert decision.winner("validation", tmp_path, "round 3")[0] == "dsx41"

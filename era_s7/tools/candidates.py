@@ -372,6 +372,9 @@ ROUNDS = {
     # slower (its own folder: ROUND_DIRS); decided on the paired last-5 minimum (sweep.MEASURES)
     "round 7": ("dsx41-b64-nodecay-ls005", ["dsx41-r7-anneal13", "dsx41-r7-bnbias4", "dsx41-r7-lookahead"], "fp32"),
 }
+# round -> candidate -> (first, last) seed it ran in that round, where its file also holds a later round's runs: round 3
+# screened dsx41 and dsx44k5 on seeds 1-4; their seeds 5-8, in the same folder, are round 4's
+ROUND_SEEDS = {"round 3": {"dsx41": (1, 4), "dsx44k5": (1, 4)}}
 # round -> the folder under the sweeps' root that holds its files (default: the root): a round swept under
 # another condition than the rounds before it keeps its own files, named by that condition's processor
 ROUND_DIRS = {"round 6": "xeon-amx", "round 7": "epyc-avx2"}

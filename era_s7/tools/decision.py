@@ -4,11 +4,12 @@ least 2 standard errors on at least 8 paired seeds) and the staged rule of round
 (`decision`, `staged_decision`), in words."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..report import paired_difference
 from ..results import REPO_ROOT
-from .candidates import ROUND_DIRS, ROUNDS, TEST_CONFIRMATIONS
+from .candidates import ROUND_DIRS, ROUND_SEEDS, ROUNDS, TEST_CONFIRMATIONS
 from .sweep_files import SWEEPS_DIR, last5_means, last5_mins, round_dir
 
 
@@ -16,14 +17,17 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1", m
            min_se: float = 2.0) -> tuple[str, float, float, int] | None:
     """The decision rule, fixed before the runs: of the round's candidates paired with its baseline on at least
     `min_seeds` seeds, the one with the largest gain in last-5 mean, provided that gain is at least `min_se`
-    standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies. `sweeps_dir` is the
-    root: the round's files are in its precision's folder."""
+    standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies. Only the seeds the
+    round itself ran count (candidates.ROUND_SEEDS). `sweeps_dir` is the root: the round's files are in its
+    precision's folder."""
     baseline, candidates, precision = ROUNDS[round_]
     sweeps_dir = round_dir(sweeps_dir, round_)
     base = last5_means(baseline, split, sweeps_dir)
     qualified = []
     for c in candidates:
-        diff, se, n = paired_difference(last5_means(c, split, sweeps_dir), base)
+        first, last = ROUND_SEEDS.get(round_, {}).get(c, (1, math.inf))  # a later round's seeds of it do not count
+        means = {s: m for s, m in last5_means(c, split, sweeps_dir).items() if first <= s <= last}
+        diff, se, n = paired_difference(means, base)
         if n >= min_seeds and se > 0 and diff >= min_se * se:
             qualified.append((c, diff, se, n))
     return max(qualified, key=lambda q: q[1], default=None)
