@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 from .. import confirmation
-from ..assignment import TARGET, held_count, last_accuracies
+from ..assignment import DECISION_LINES, TARGET, held_count, last_accuracies, on_side
 from ..data import atomic_write_bytes
 from ..recipes import PRECISIONS
 from ..report import (
@@ -49,7 +49,7 @@ def sweep_table(split: str, candidates: list[str] | None = None, sweeps_dir: Pat
         spread = statistics.stdev(means.values()) if len(means) > 1 else 0.0
         diff, se, n = paired_difference(means, base) if c != baseline else (math.nan, math.nan, 0)
         paired = f"{diff:+.3f} ± {se:.3f} ({n} seeds)" if n >= 2 else "—"
-        in_se = f"{diff / se:+.1f}" if n >= 2 and se > 0 else "—"
+        in_se = on_side(diff / se, 1, DECISION_LINES, sign=True) if n >= 2 and se > 0 else "—"
         seconds = statistics.mean(r['total_seconds'] for r in runs)
         lines.append(f"| {c} | {runs[0]['params']:,} | {len(runs)} | {statistics.mean(means.values()):.3f} ± "
                      f"{spread:.3f} | {held}/{len(runs)} | {paired} | {in_se} | {seconds:.0f} |")
@@ -122,7 +122,7 @@ def precision_table(split: str = "validation", candidates: list[str] = PRECISION
                          for p, f in failed.items() if f) or "none"
         lines.append(f"| {c} | {len(seeds)} | {lost} | {n} | {statistics.mean(means['fp32'].values()):.3f} | "
                      f"{statistics.mean(means['bf16'].values()):.3f} | {diff:+.3f} ± {se:.3f} | "
-                     f"{diff / se:+.1f} | {secs['fp32']:.0f} | {secs['bf16']:.0f} |")
+                     f"{on_side(diff / se, 1, DECISION_LINES, sign=True)} | {secs['fp32']:.0f} | {secs['bf16']:.0f} |")
     return "\n".join(lines)
 
 
