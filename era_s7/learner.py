@@ -32,10 +32,11 @@ from .assignment import (
 from .data import load_mnist
 from .loader import ModelRefused, class_spec, load_class, make_class, probe
 from .machine import select_device, usable_cores
-from .receptive_field import ReceptiveFieldError, count_parameters, format_receptive_field, receptive_field
+from .receptive_field import ReceptiveFieldError, format_receptive_field, receptive_field
 from .recipes import load_recipe, recipe_changes, run_hyperparameters
 from .results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, load_record, model_source_sha256, save_json
 from .runs import Run, reusable, train_seeds
+from .summary import count_parameters
 
 CHECKS_DIR = RESULTS_DIR / "checks"
 DEFAULT_SEEDS = "1-5"

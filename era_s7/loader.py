@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .data import atomic_write_bytes
-from .receptive_field import count_parameters
+from .summary import count_parameters
 
 FILE_ATTRIBUTE = "__era_s7_check_file__"  # set on a module loaded from a file by `load_class`
 

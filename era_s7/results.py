@@ -13,7 +13,8 @@ import torch
 
 from .data import atomic_write_bytes
 from .machine import CONDITION_KEYS, arithmetic, condition_of, run_condition  # noqa: F401 arithmetic: see below
-from .receptive_field import ReceptiveFieldError, count_parameters, receptive_field
+from .receptive_field import ReceptiveFieldError, receptive_field
+from .summary import count_parameters
 
 # `results.arithmetic` (where it was defined until the machine's facts got a module of their own) stays importable
 # for the scripts and notes that call it; its one definition is machine.arithmetic.

@@ -13,10 +13,11 @@ from .plots import (
     plot_samples,
     plot_your_digit,
 )
-from .receptive_field import format_receptive_field, receptive_field, summary
+from .receptive_field import format_receptive_field, receptive_field
 from .recipes import run_hyperparameters
 from .report import last_epochs_table, runs_table, variants_table
 from .runs import figures_path, results_path, train, train_runs
+from .summary import summary
 from .training import predict
 
 __all__ = ["check_parameters", "classify", "environment", "figures_path", "format_receptive_field",

@@ -299,7 +299,8 @@ def test_your_model_notebook_is_registered_outside_the_default_series_and_defaul
     namespace = {}
     exec(compile(cell, "cell", "exec"), namespace)
     model = loader.probe(namespace["YourModel"])
-    from era_s7.receptive_field import count_parameters, receptive_field
+    from era_s7.receptive_field import receptive_field
+    from era_s7.summary import count_parameters
     assert count_parameters(model) == 7680 and receptive_field(model)[1] == 28  # ankode/ERAV1 S7_Model3's plan
     assert "check.check_model(YourModel" in "".join(c.source for c in nb.cells)
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from era_s7 import assignment, machine, recipes, report, results
-from era_s7.receptive_field import count_parameters, receptive_field
+from era_s7.receptive_field import receptive_field
+from era_s7.summary import count_parameters
 from era_s7.tools import candidates, decision, search_doc, sweep, sweep_files
 
 
