@@ -52,6 +52,14 @@ def mean_se_sd(values: list[float]) -> tuple[float, float, float]:
     return statistics.mean(values), sd / math.sqrt(len(values)), sd
 
 
+def paired_difference(candidate: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, int]:
+    """(mean, standard error, n) of candidate - baseline over the seeds both have."""
+    diffs = [candidate[s] - baseline[s] for s in sorted(set(candidate) & set(baseline))]
+    if len(diffs) < 2:
+        return (diffs[0] if diffs else math.nan), math.nan, len(diffs)
+    return statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+
+
 def last5_spread(runs: list[dict]) -> tuple[float, float, float]:
     """(mean, standard error, standard deviation) of the runs' last-5 means, in percent; the spreads are nan for
     fewer than 2 runs."""

@@ -1,17 +1,126 @@
-"""Step 3's test-set confirmation pooled by arithmetic (issue 41): the runs of one model, code and recipe on the test
-split, from every sweep file on disk (`report.confirmations`: one condition a file), pooled by precision and device
-type ("bf16 CPU", "fp32 GPU"), one run a seed. A seed that several processors ran counts once in the pool, by the
-first file's run (the round's own condition first, then by path), and the pairs are reported as a paired difference.
-The pool's statistics, its lowest minima and a histogram of the minima with the target line are what docs/search.md
-shows (`section`), the figure written beside it (results/figures/confirmation-minima.png)."""
+"""Step 3's test-set confirmation across arithmetics (issue 41): the runs of one model, code and recipe on the test
+split, from every sweep file on disk (`confirmations`: one condition a file). Compared file by file: each file's seeds
+(`seeds_summary`) and each arithmetic paired seed by seed with the first (`paired_arithmetics`), in one sentence for
+the README and the notebooks (`arithmetics_sentence`) and a table for docs/search.md (`arithmetics_table`). Pooled by
+precision and device type ("bf16 CPU", "fp32 GPU"), one run a seed (`pools`): a seed that several processors ran
+counts once in the pool, by the first file's run (the round's own condition first, then by path), and the pairs are
+reported as a paired difference. The pool's statistics, its lowest minima and a histogram of the minima with the
+target line are what docs/search.md shows (`section`), the figure written beside it
+(results/figures/confirmation-minima.png)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from .assignment import LAST, TARGET, holds, mean_se_sd, on_side, run_summary
-from .report import arithmetic_words, confirmations, paired_arithmetics
+from .assignment import (
+    DECISION_LINES,
+    LAST,
+    TARGET,
+    held_count,
+    holds,
+    mean_se_sd,
+    on_side,
+    paired_difference,
+    run_summary,
+    runs_of,
+)
 
 FIGURE = "confirmation-minima.png"
+
+
+def arithmetic_words(run: dict, short: bool = False) -> str:
+    """A run's arithmetic in words: its precision, and the processor or GPU that computed it, e.g. "fp32 on a GPU
+    (NVIDIA H200)", or short "fp32 GPU" (which one: the sweep file's name; the full condition:
+    `report.condition_words`)."""
+    where = "CPU" if run["device"] == "cpu" else "GPU"
+    if short:
+        return f"{run.get('precision', 'fp32')} {where}"
+    return f"{run.get('precision', 'fp32')} on a {where} ({run.get('device_name') or run['device']})"
+
+
+def confirmations(run: dict, sweeps_dir: Path) -> list[tuple[str, list[dict]]]:
+    """The search's test-set confirmations of a run's model and recipe, in every condition on disk: (path relative
+    to the folder above `sweeps_dir`, e.g. "sweeps/h200/x-test.json"; its runs) of each sweep file under `sweeps_dir`
+    (one condition each: `make sweep DIR=...`) whose runs are on the test split and have the run's model, model code
+    (source hash) and hyperparameters, the precision's apart (`recipes.PRECISIONS`). The file of the run's own
+    arithmetic first, then by path."""
+    from .recipes import PRECISIONS, check_hyperparameters
+
+    precision_keys = {k for hp in PRECISIONS.values() for k in hp}
+
+    def recipe(r: dict) -> tuple:
+        hp = check_hyperparameters(r.get("hyperparameters", {}))
+        return r.get("model"), r.get("model_source_sha256"), {k: v for k, v in hp.items() if k not in precision_keys}
+
+    found = []
+    for path in sorted(Path(sweeps_dir).rglob("*.json")):
+        runs = runs_of(json.loads(path.read_text()))
+        if runs and all(r.get("split") == "test" and "history" in r and recipe(r) == recipe(run) for r in runs):
+            found.append((str(path.relative_to(Path(sweeps_dir).parent)), runs))
+    return sorted(found, key=lambda f: (arithmetic_words(f[1][0]) != arithmetic_words(run), f[0]))
+
+
+def seeds_summary(runs: list[dict]) -> dict:
+    """Over a file's seeds: how many held (every one of the last 5 epochs >= TARGET), of how many; the mean ± standard
+    error of the last-5 means and of the last-5 minima; the lowest last-5 minimum and its seed."""
+    summaries = [run_summary(r) for r in runs]
+    lowest = min(summaries, key=lambda s: s["last5_min"])
+    return dict(held=held_count(dict(runs=runs))[0], n=len(runs),
+                mean=mean_se_sd([s["last5_mean"] for s in summaries])[:2],
+                min=mean_se_sd([s["last5_min"] for s in summaries])[:2], lowest=(lowest["last5_min"], lowest["seed"]))
+
+
+def paired_arithmetics(runs: list[dict], reference: list[dict]) -> dict[str, tuple[float, float, int]]:
+    """runs - reference, seed by seed (`paired_difference`), in the last-5 mean and in the last-5 minimum:
+    {"mean": (mean, standard error, seeds), "min": (...)}."""
+    by = {key: [{r["seed"]: run_summary(r)[f"last5_{key}"] for r in rs} for rs in (runs, reference)]
+          for key in ("mean", "min")}
+    return {key: paired_difference(*pair) for key, pair in by.items()}
+
+
+def arithmetics_sentence(run: dict, sweeps_dir: Path) -> str:
+    """Markdown, one sentence: in how many arithmetics the search confirmed a run's model and recipe on the test set
+    (`confirmations`), on how many seeds each held, and each other arithmetic paired seed by seed with the run's own
+    (or the first) in the last-5 mean and minimum (± standard error; the whole numbers: `arithmetics_table`); ""
+    when fewer than two are on disk."""
+    found = confirmations(run, sweeps_dir)
+    if len(found) < 2:
+        return ""
+    reference = found[0][1]
+    held = [held_count(dict(runs=runs)) for _, runs in found]
+    text = "The search's test-set confirmation: " + ", ".join(
+        f"**{h} of {n}**{' seeds hold' if i == 0 else ''} in {arithmetic_words(runs[0], True)}"
+        for i, ((_, runs), (h, n)) in enumerate(zip(found, held)))
+    for _, runs in found[1:]:
+        d = paired_arithmetics(runs, reference)
+        text += (f"; {arithmetic_words(runs[0], True)} − {arithmetic_words(reference[0], True)}, paired by seed: "
+                 f"{d['mean'][0]:+.3f} ± {d['mean'][1]:.3f} (last-5 mean), {d['min'][0]:+.3f} ± {d['min'][1]:.3f} "
+                 f"(last-5 min), ± standard error over {d['mean'][2]} seeds")
+    return text + "."
+
+
+def arithmetics_table(run: dict, sweeps_dir: Path) -> str:
+    """Markdown: one row per arithmetic the search confirmed a run's model and recipe in on the test set
+    (`confirmations`): the file, seeds, how many held, the mean ± standard error of the last-5 means and minima,
+    the lowest last-5 minimum; then each other arithmetic paired seed by seed with the first (± standard error,
+    and in standard errors)."""
+    found = confirmations(run, sweeps_dir)
+    lines = [f"| arithmetic | file | seeds | seeds held ≥ {TARGET} | last-5 mean (mean over seeds ± SE) | "
+             "last-5 min (mean over seeds ± SE) | last-5 min, worst seed |", "|---|---|---|---|---|---|---|"]
+    for path, runs in found:
+        s = seeds_summary(runs)
+        lines.append(f"| {arithmetic_words(runs[0])} | `results/{path}` | {s['n']} | {s['held']}/{s['n']} | "
+                     f"{on_side(s['mean'][0], 3)} ± {s['mean'][1]:.3f} | "
+                     f"{on_side(s['min'][0], 3)} ± {s['min'][1]:.3f} | "
+                     f"{on_side(s['lowest'][0])} (seed {s['lowest'][1]}) |")
+    for path, runs in found[1:]:
+        d = paired_arithmetics(runs, found[0][1])
+        lines += ["", f"Paired seed by seed over the {d['mean'][2]} seeds both have, {arithmetic_words(runs[0])} − "
+                      f"{arithmetic_words(found[0][1][0])}: last-5 mean {d['mean'][0]:+.3f} ± {d['mean'][1]:.3f} "
+                      f"({on_side(d['mean'][0] / d['mean'][1], 1, DECISION_LINES, True)} standard errors), last-5 min "
+                      f"{d['min'][0]:+.3f} ± {d['min'][1]:.3f} "
+                      f"({on_side(d['min'][0] / d['min'][1], 1, DECISION_LINES, True)} standard errors)."]
+    return "\n".join(lines)
 
 
 def pools(run: dict, sweeps_dir: Path) -> dict[str, dict]:

@@ -12,12 +12,11 @@ import time
 
 import torch
 
-from era_s7.assignment import parse_seeds
+from era_s7.assignment import paired_difference, parse_seeds
 from era_s7.data import load_mnist
 from era_s7.machine import device_name
 from era_s7.model import make_model
 from era_s7.recipes import PRECISIONS, run_hyperparameters
-from era_s7.report import paired_difference
 from era_s7.results import RESULTS_DIR, git_commit, save_json
 from era_s7.tools.sweep import split_data
 from era_s7.training import evaluate, setup, train_epoch

@@ -64,3 +64,11 @@ def test_the_verdict_names_each_rule_and_by_how_much():
 def test_a_figure_is_printed_on_the_side_of_every_line_its_value_is_on():
     assert assignment.on_side(99.4991) == "99.499" and assignment.on_side(99.3996) == "99.3996"
     assert assignment.on_side(99.456) == "99.46" and assignment.on_side(1.996, 1, assignment.DECISION_LINES) == "1.996"
+
+
+def test_paired_difference_is_over_the_seeds_both_have():
+    diff, se, n = assignment.paired_difference({1: 99.5, 2: 99.6, 3: 99.7}, {1: 99.4, 2: 99.4, 4: 99.0})
+    assert n == 2 and diff == pytest.approx(0.15) and se == pytest.approx(0.05)
+    one = assignment.paired_difference({1: 99.5}, {1: 99.4})
+    assert one[0] == pytest.approx(0.1) and math.isnan(one[1]) and one[2] == 1
+    assert math.isnan(assignment.paired_difference({}, {})[0])

@@ -47,7 +47,7 @@ def test_the_commands_are_the_tools_package_and_the_core_is_the_rest():
                                                                            "search_doc", "stale", "sweep",
                                                                            "sweep_files")}
     assert {"model", "utils", "runs", "training", "machine", "results", "assignment", "data", "learner",
-            "loader", "receptive_field", "summary"} <= set(graph)
+            "loader", "receptive_field", "summary", "report", "confirmation"} <= set(graph)
 
 
 def test_a_command_is_its_command_line():

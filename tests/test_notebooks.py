@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from era_s7 import assignment, report, results, story
+from era_s7 import assignment, confirmation, report, results, story
 from era_s7.results import REPO_ROOT, RESULTS_DIR
 from era_s7.tools import notebooks, stale
 
@@ -408,6 +408,6 @@ def test_step3_and_the_seeds_study_state_both_arithmetics(path):
     the model and recipe in (bf16 on a CPU, fp32 on a GPU), as the sweep files say it today."""
     source = nbformat.read(path, as_version=4).cells[0].source
     record = results.load_record(RESULTS_DIR / f"{path.stem}.json")
-    said = report.arithmetics_sentence(assignment.runs_of(record)[0], RESULTS_DIR / "sweeps")
+    said = confirmation.arithmetics_sentence(assignment.runs_of(record)[0], RESULTS_DIR / "sweeps")
     assert "fp32 GPU" in said and "bf16 CPU" in said
     assert f"{report.ARITHMETICS_START}\n- {said}\n{report.ARITHMETICS_END}" in source.split("**Analysis**", 1)[1]

@@ -221,7 +221,7 @@ def generated_blocks() -> list[tuple[str, str, list[tuple[str, str | None]]]]:
                            cited(m.group(0)) + [(f"results/{nb_path.stem}.json", None)]))
     search = (REPO / "docs/search.md").read_text()
     for m in GENERATED.finditer(search):
-        if "every arithmetic" in m.group(0)[:120]:  # report.arithmetics_table's block
+        if "every arithmetic" in m.group(0)[:120]:  # confirmation.arithmetics_table's block
             blocks.append(("docs/search.md every arithmetic", m.group(0), cited(m.group(0))))
     return blocks
 

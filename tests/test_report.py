@@ -1,5 +1,4 @@
 """era_s7/report.py: the generated text's building blocks, on records of the test's own."""
-import math
 
 import pytest
 
@@ -10,14 +9,6 @@ def run(name, seed, last, model="Model_3", lr=0.1):
     accs = [98.0] * 10 + list(last)
     return dict(name=name, model=model, seed=seed, params=7_000, hyperparameters=dict(lr=lr), total_seconds=1.0,
                 history=[dict(epoch=i, test_acc=a, train_acc=99.0) for i, a in enumerate(accs, 1)])
-
-
-def test_paired_difference_is_over_the_seeds_both_have():
-    diff, se, n = report.paired_difference({1: 99.5, 2: 99.6, 3: 99.7}, {1: 99.4, 2: 99.4, 4: 99.0})
-    assert n == 2 and diff == pytest.approx(0.15) and se == pytest.approx(0.05)
-    one = report.paired_difference({1: 99.5}, {1: 99.4})
-    assert one[0] == pytest.approx(0.1) and math.isnan(one[1]) and one[2] == 1
-    assert math.isnan(report.paired_difference({}, {})[0])
 
 
 def test_a_spread_means_something_only_over_one_model_and_recipe():

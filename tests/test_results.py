@@ -279,7 +279,7 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     """The search's test-set confirmations of one model and recipe in two arithmetics (one folder per condition):
     found by model, code and recipe (precision apart), the run's own arithmetic first; each one's hold count, and
     the paired difference in the last-5 mean and in the last-5 minimum, seed by seed."""
-    from era_s7 import report
+    from era_s7 import confirmation, report
 
     def run(seed, last5, gpu, split="test", ema=0.998):
         hp = dict(ema=ema) if gpu else dict(ema=ema, bf16=True, channels_last=True)
@@ -298,14 +298,14 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     for path, runs in files.items():
         (tmp_path / "sweeps" / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "sweeps" / path).write_text(json.dumps(dict(runs=runs)))
-    found = report.confirmations(cpu[0], tmp_path / "sweeps")
+    found = confirmation.confirmations(cpu[0], tmp_path / "sweeps")
     assert [path for path, _ in found] == ["sweeps/b-cpu/bf16/x-test.json", "sweeps/a-gpu/x-test.json"]
     # last-5 means, GPU - CPU: +0.01, +0.11, 0 (mean 0.040, SE 0.035); minima: -0.03, +0.11, 0 (0.027, 0.043)
-    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == (
+    assert confirmation.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == (
         "The search's test-set confirmation: **2 of 3** seeds hold in bf16 CPU, **3 of 3** in fp32 GPU; fp32 GPU − "
         "bf16 CPU, paired by seed: +0.040 ± 0.035 (last-5 mean), +0.027 ± 0.043 (last-5 min), ± standard error over "
         "3 seeds.")
-    table = report.arithmetics_table(cpu[0], tmp_path / "sweeps")
+    table = confirmation.arithmetics_table(cpu[0], tmp_path / "sweeps")
     assert ("| bf16 on a CPU (Xeon) | `results/sweeps/b-cpu/bf16/x-test.json` | 3 | 2/3 | 99.417 ± 0.060 | "
             "99.417 ± 0.060 | 99.30 (seed 2) |") in table
     assert ("| fp32 on a GPU (NVIDIA H200) | `results/sweeps/a-gpu/x-test.json` | 3 | 3/3 | 99.457 ± 0.029 | "
@@ -313,11 +313,11 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
     assert ("last-5 mean +0.040 ± 0.035 (+1.1 standard errors), last-5 min +0.027 ± 0.043 (+0.6 standard errors)"
             in table)
     # seen from the GPU's run, its own file comes first and the difference changes sign
-    assert report.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
+    assert confirmation.arithmetics_sentence(gpu[0], tmp_path / "sweeps").endswith(
         "bf16 CPU − fp32 GPU, paired by seed: -0.040 ± 0.035 (last-5 mean), -0.027 ± 0.043 (last-5 min), ± standard "
         "error over 3 seeds.")
     study = dict(name="seeds", runs=[cpu[0]])
-    assert report.headline(study, tmp_path).endswith(report.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
+    assert report.headline(study, tmp_path).endswith(confirmation.arithmetics_sentence(cpu[0], tmp_path / "sweeps"))
     # a study that reused the CPU file's runs: that file's mean, and the hold counts once, every arithmetic's
     reused = report.headline(dict(name="seeds", runs=[dict(cpu[0], reused_from="sweeps/b-cpu/bf16/x-test.json")]),
                              tmp_path)
@@ -325,7 +325,7 @@ def test_both_arithmetics_are_found_counted_and_paired_seed_by_seed(tmp_path):
             "last-5 means of 99.417 % ± 0.060 ([docs/search.md](docs/search.md)). "
             "The search's test-set confirmation: **2 of 3**") in reused
     (tmp_path / "sweeps" / "a-gpu" / "x-test.json").unlink()  # one arithmetic: nothing to compare, nothing said
-    assert report.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
+    assert confirmation.arithmetics_sentence(cpu[0], tmp_path / "sweeps") == ""
     assert "arithmetics" not in report.headline(study, tmp_path)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from era_s7 import assignment, machine, recipes, report, results
+from era_s7 import assignment, machine, recipes, results
 from era_s7.receptive_field import receptive_field
 from era_s7.summary import count_parameters
 from era_s7.tools import candidates, decision, search_doc, sweep, sweep_files
@@ -34,13 +34,13 @@ def add_validation_runs(files, seeds, runs):
 def test_paired_difference_on_a_toy_case():
     candidate = {1: 99.5, 2: 99.6, 3: 99.4}
     baseline = {1: 99.4, 2: 99.5, 3: 99.4, 4: 99.0}  # seed 4 has no partner: left out
-    mean, se, n = report.paired_difference(candidate, baseline)
+    mean, se, n = assignment.paired_difference(candidate, baseline)
     assert n == 3
     assert mean == pytest.approx(0.2 / 3)
     diffs = [0.1, 0.1, 0.0]
     sd = math.sqrt(sum((d - 0.2 / 3) ** 2 for d in diffs) / 2)
     assert se == pytest.approx(sd / math.sqrt(3))
-    assert math.isnan(report.paired_difference({1: 99.5}, {1: 99.4})[1])  # one pair: no standard error
+    assert math.isnan(assignment.paired_difference({1: 99.5}, {1: 99.4})[1])  # one pair: no standard error
 
 
 def test_validation_split_holds_out_the_last_training_images_and_never_the_test_set(mnist):
@@ -207,7 +207,7 @@ def test_decision_rule_takes_the_largest_gain_of_at_least_two_standard_errors_on
             sweep_files.add_run("head2", "validation", fake_run("head2", seed, [99.60 + e] * 5), tmp_path)
     name, diff, se, n = decision.winner("validation", tmp_path)
     # ls0 gains more (+0.10) but its differences scatter so much that +0.10 is under 2 standard errors
-    assert report.paired_difference({s: 99.40 + e + 12 * e for s, e in enumerate(noise, 1)},
+    assert assignment.paired_difference({s: 99.40 + e + 12 * e for s, e in enumerate(noise, 1)},
                                    {s: 99.30 + e for s, e in enumerate(noise, 1)})[0] == pytest.approx(0.10)
     assert (name, n) == ("lr02", 8) and diff == pytest.approx(0.05) and diff >= 2 * se
     assert "**lr02**" in decision.decision("validation", tmp_path)

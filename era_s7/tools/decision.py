@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..report import paired_difference
+from ..assignment import paired_difference
 from ..results import REPO_ROOT
 from .candidates import ROUND_DIRS, ROUND_SEEDS, ROUNDS, TEST_CONFIRMATIONS
 from .sweep_files import SWEEPS_DIR, last5_means, last5_mins, round_dir
@@ -90,7 +90,7 @@ def staged_decision(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "ro
             todo.setdefault(seeds, []).append(c)
         if reached.startswith("replicated"):
             replicated[c] = paired_difference(means, base)[0]
-    on, guarded = ((f", on the paired last-5 {measure},", " with the paired last-5 mean not lower")
+    on, guarded = ((f", on the paired last-5 {measure}", " with the paired last-5 mean not lower")
                    if measure != "mean" else ("", ""))
     rule = (f"Decision rule{on} (a screen on seeds 1-4 stops a gain that is not positive; a gain >= 2 standard errors "
             f"on seeds 1-8{guarded} qualifies; fresh seeds 9-16 must replicate it), stage by stage:\n\n")

@@ -23,7 +23,7 @@ import torch
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import CaselessStrEnum, default
 
-from .. import assignment, report
+from .. import assignment, confirmation, report
 from ..data import atomic_write_bytes
 from ..machine import device_name, usable_cores
 from ..results import REPO_ROOT, RESULTS_DIR, RESULTS_ENV, git_commit, load_record, save_json
@@ -82,11 +82,11 @@ def clean_metadata(nb) -> None:
 def set_result_block(nb, record: dict, sweeps_dir: Path = RESULTS_DIR / "sweeps") -> None:
     """Rewrite the Result part of the first (Target/Result/Analysis) cell from the run's record, and, where the
     Analysis has its markers, the sentence on the arithmetics the search confirmed the run's model and recipe in
-    (`report.arithmetics_sentence`, from the sweep files under `sweeps_dir`)."""
+    (`confirmation.arithmetics_sentence`, from the sweep files under `sweeps_dir`)."""
     start = report.RESULT_START.format(name=record["name"])
     source = report.replace_between(nb.cells[0].source, start, report.RESULT_END, report.render_result(record))
     if report.ARITHMETICS_START in source:
-        both = report.arithmetics_sentence(assignment.runs_of(record)[0], sweeps_dir)
+        both = confirmation.arithmetics_sentence(assignment.runs_of(record)[0], sweeps_dir)
         source = report.replace_between(source, report.ARITHMETICS_START, report.ARITHMETICS_END,
                                         f"- {both}" * bool(both))
     nb.cells[0].source = source

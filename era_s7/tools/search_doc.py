@@ -9,17 +9,11 @@ import statistics
 from pathlib import Path
 
 from .. import confirmation
-from ..assignment import DECISION_LINES, TARGET, held_count, last_accuracies, on_side
+from ..assignment import DECISION_LINES, TARGET, held_count, last_accuracies, on_side, paired_difference
+from ..confirmation import arithmetic_words, arithmetics_table, confirmations
 from ..data import atomic_write_bytes
 from ..recipes import PRECISIONS
-from ..report import (
-    arithmetic_words,
-    arithmetics_table,
-    condition_words,
-    confirmations,
-    paired_difference,
-    replace_between,
-)
+from ..report import condition_words, replace_between
 from ..results import REPO_ROOT
 from .candidates import BASELINE, CANDIDATES, DERIVED, ROUNDS, TEST_CONFIRMATIONS
 from .decision import decision
@@ -130,10 +124,10 @@ ARITHMETICS_SECTION = "test split, {round}, every arithmetic"
 
 
 def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
-    """Markdown: a TEST_CONFIRMATIONS round's confirmation in every arithmetic it was run in (`report.confirmations`:
-    the same model, code, recipe and test seeds, one folder per condition under the root `sweeps_dir`), compared
-    by `report.arithmetics_table`; then the conditions, and each run's last-5 min / mean of the files beyond the
-    round's own."""
+    """Markdown: a TEST_CONFIRMATIONS round's confirmation in every arithmetic it was run in
+    (`confirmation.confirmations`: the same model, code, recipe and test seeds, one folder per condition under the root
+    `sweeps_dir`), compared by `confirmation.arithmetics_table`; then the conditions, and each run's last-5 min / mean
+    of the files beyond the round's own."""
     own = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
     if not own:
         return "(no runs yet)"
