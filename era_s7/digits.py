@@ -11,10 +11,9 @@ on an opaque 8-bit image on evenly lit paper (what the web page's pad is) it is 
      (Image.MAX_IMAGE_PIXELS: a decompression bomb, or a photo too large) is refused with a ValueError naming it.
      An array is (H, W), (H, W, 3) RGB or (H, W, 4) RGBA: uint8 (0-255), uint16 (0-65535) or float in [0, 1]
      (rounded to 8 bits, as a file would be); anything else is a ValueError saying what it is and what to give.
-  b. Size: an image whose longer side is at least 2 * MAX_SIDE px is reduced by an integer factor to a longer
-     side of MAX_SIDE-2 MAX_SIDE px, at decode where the format allows (JPEG: Image.draft decodes at 1/2, 1/4
-     or 1/8 scale), else with Image.reduce (the mean of each factor x factor block). A 12 MP photo is
-     decoded at 2000x1500.
+  b. Size: an image whose longer side is at least 2 * MAX_SIDE px is reduced by an integer factor to a longer side
+     of MAX_SIDE-2 MAX_SIDE px, at decode where the format allows (JPEG: Image.draft decodes at 1/2, 1/4 or 1/8
+     scale), else with Image.reduce (the mean of each factor x factor block). A 12 MP photo is decoded at 2000x1500.
   c. Bit depth: a 16-bit image (modes I;16, I) is read as grey = value / 65535, never clipped to 8 bits.
   d. Alpha: step 1 composites a transparent image on white paper; when that leaves no ink (white ink on a
      transparent layer, where the alpha channel is the drawing), it is composited on black instead: of the two,
@@ -96,11 +95,10 @@ class Prediction:
 
 # ---------------------------------------------------------------- stage A: photo clean-up (Python only)
 def load_grey(source, name: str | None = None) -> np.ndarray:
-    """Stage A and step 1: an image file (PNG, JPEG, ... any size), a PIL image or an array (stage A.a says
-    which) as grey (H, W) float64 in [0, 1], 0 black, 1 white; H and W are the image's, or reduced (stage A.b).
-
-    Raises ValueError naming `name` (default: the file) for an array or file that cannot be read as an image
-    (stage A.a), OSError for a file that is not an image."""
+    """Stage A and step 1: an image file (PNG, JPEG, ... any size), a PIL image or an array (stage A.a says which) as
+    grey (H, W) float64 in [0, 1], 0 black, 1 white; H and W are the image's, or reduced (stage A.b). Raises
+    ValueError naming `name` (default: the file) for an array or file that cannot be read as an image (stage A.a),
+    OSError for a file that is not an image."""
     name = name or _name_of(source)
     image = open_image(source, name)
     if image.mode in DEEP_MODES:  # stage A.c, before the reduction (Image.reduce does not take 16-bit modes)
@@ -132,9 +130,8 @@ def open_image(source, name: str) -> Image.Image:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except Image.DecompressionBombError as err:  # Pillow's limit: refuse by name, so the next file is still read
-        raise ValueError(f"{name}: refused, its header claims more pixels than Pillow's safety limit "
-                         f"({err}). If it is a real photo, save a smaller copy "
-                         f"(under 20 megapixels is plenty)") from None
+        raise ValueError(f"{name}: refused, its header claims more pixels than Pillow's safety limit ({err}). If it "
+                         "is a real photo, save a smaller copy (under 20 megapixels is plenty)") from None
     return image
 
 
@@ -195,9 +192,8 @@ def border_median(x: np.ndarray) -> float:
 
 
 def ink_only(grey: np.ndarray, name: str = "image") -> np.ndarray:
-    """Steps 2-3: grey (H, W) in [0, 1] -> ink (H, W) in [0, 1], background 0 and the strongest ink 1.
-
-    Raises NoInkError (a ValueError) naming `name` when the ink's contrast is below NO_INK_CONTRAST."""
+    """Steps 2-3: grey (H, W) in [0, 1] -> ink (H, W) in [0, 1], background 0 and the strongest ink 1. Raises
+    NoInkError (a ValueError) naming `name` when the ink's contrast is below NO_INK_CONTRAST."""
     x = 1 - grey if border_median(grey) > 0.5 else grey
     bg, top = border_median(x), float(x.max())
     if top - bg < NO_INK_CONTRAST:
@@ -248,7 +244,6 @@ def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:
 
 def mnist_style(grey: np.ndarray, name: str = "image") -> np.ndarray:
     """Steps 2-7: grey (H, W) in [0, 1] (as from `load_grey`) -> (28, 28) float32 in [0, 1], ink 1, MNIST-style.
-
     Raises NoInkError (a ValueError) naming `name` when there is no ink."""
     ink = ink_only(grey, name)
     ys, xs = np.nonzero(ink > INK_LEVEL)
@@ -264,10 +259,9 @@ def mnist_style(grey: np.ndarray, name: str = "image") -> np.ndarray:
 
 
 def to_input(source, name: str | None = None) -> torch.Tensor:
-    """An image file, PIL image or array -> the model's input (1, 1, 28, 28) float32, normalised like MNIST.
-
-    Raises NoInkError (a ValueError) naming the file when the image has no ink, ValueError or OSError when it
-    cannot be read as an image (`load_grey`)."""
+    """An image file, PIL image or array -> the model's input (1, 1, 28, 28) float32, normalised like MNIST. Raises
+    NoInkError (a ValueError) naming the file when the image has no ink, ValueError or OSError when it cannot be read
+    as an image (`load_grey`)."""
     name = name or _name_of(source)
     return normalised(mnist_style(load_grey(source, name), name))
 
