@@ -55,7 +55,7 @@ HYPERPARAMETERS = dict(
 )
 
 # Each step's recipe: the keys it changes in HYPERPARAMETERS (the rest are the defaults above). A candidate of the
-# search keeps its own recipe, frozen once it has runs on record (tools/candidates.py); a step names the one it adopted.
+# search keeps its own recipe, frozen once it has runs on record (tools/rounds.py); a step names the one it adopted.
 PLAIN_SGD = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule="constant",
                  rotate_deg=0.0, translate=0.0)
 RECIPES = {
@@ -63,7 +63,7 @@ RECIPES = {
     "Model_2": PLAIN_SGD,
     # step 3: round 6 of the search (docs/search.md) adopted candidate "dsx41-b64-nodecay-ls005" (batch 64, no weight
     # decay on the depthwise filters and BN, label smoothing 0.05; it was 128, decay on every weight, 0.1):
-    # candidates.OLD_STEP3_RECIPE keeps the recipe of rounds 1-6
+    # rounds.OLD_STEP3_RECIPE keeps the recipe of rounds 1-6
     "Model_3": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="onecycle", pct_start=0.2,
                     rotate_deg=8.0, translate=0.0, ema=0.998, label_smoothing=0.05, batch_size=64,
                     no_decay="depthwise+batchnorm"),

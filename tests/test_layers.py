@@ -44,7 +44,7 @@ def test_the_commands_are_the_tools_package_and_the_core_is_the_rest():
     graph = imports()
     assert {m for m in graph if is_command(m)} == {f"tools.{n}" for n in ("bench", "candidates", "check", "decision",
                                                                            "export", "notebooks", "predict", "profile",
-                                                                           "search_doc", "stale", "sweep",
+                                                                           "rounds", "search_doc", "stale", "sweep",
                                                                            "sweep_files")}
     assert {"model", "utils", "runs", "training", "machine", "results", "assignment", "data", "learner",
             "loader", "receptive_field", "summary", "report", "confirmation"} <= set(graph)

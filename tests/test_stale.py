@@ -1,7 +1,7 @@
 """`make stale` (era_s7/tools/stale.py) reads every run record under results/, the sweeps' and checks' included."""
 from era_s7.results import model_source_sha256, save_json
 from era_s7.tools import stale
-from era_s7.tools.candidates import CANDIDATES
+from era_s7.tools.rounds import CANDIDATES
 
 
 def sweep_record(candidate, sha, model):
@@ -18,7 +18,7 @@ def test_a_sweep_run_is_stale_unless_made_by_its_candidates_code_today_or_an_ear
     assert stale.sweep_problems(sweep_record("baseline", earlier, "Model_3"), "f.json") == []
     changed = stale.sweep_problems(sweep_record("dsx41", "0" * 64, cls.__name__), "f.json")
     assert len(changed) == 1 and "seed 1 of dsx41 (DSX)" in changed[0] and "changed under it" in changed[0]
-    assert "not in era_s7/tools/candidates.py" in stale.sweep_problems(sweep_record("gone", today, "DSX"), "f.json")[0]
+    assert "not in era_s7/tools/rounds.py" in stale.sweep_problems(sweep_record("gone", today, "DSX"), "f.json")[0]
 
 
 def test_every_record_under_results_is_read_subfolders_included_staging_and_measurements_aside(tmp_path):

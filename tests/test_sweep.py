@@ -7,7 +7,7 @@ import torch
 from era_s7 import assignment, machine, recipes, results
 from era_s7.receptive_field import receptive_field
 from era_s7.summary import count_parameters
-from era_s7.tools import candidates, decision, search_doc, sweep, sweep_files
+from era_s7.tools import decision, rounds, search_doc, sweep, sweep_files
 
 
 def fake_run(candidate, seed, last5, params=7568):
@@ -64,9 +64,9 @@ def test_parse_seeds():
         assignment.parse_seeds("one")
 
 
-@pytest.mark.parametrize("name", list(candidates.CANDIDATES))
+@pytest.mark.parametrize("name", list(rounds.CANDIDATES))
 def test_every_candidate_fits_the_budget_and_sees_the_whole_digit(name):
-    model_class, recipe, doc = candidates.CANDIDATES[name]
+    model_class, recipe, doc = rounds.CANDIDATES[name]
     model = model_class()
     assert count_parameters(model) < 8000
     assert receptive_field(model)[1] >= 28
@@ -76,11 +76,11 @@ def test_every_candidate_fits_the_budget_and_sees_the_whole_digit(name):
 
 
 def test_every_round_names_known_candidates_and_a_derived_one_names_its_source():
-    for round_, (baseline, members, precision) in candidates.ROUNDS.items():
-        assert {baseline, *members} <= set(candidates.CANDIDATES) | set(candidates.DERIVED), round_
-    for name, derived in candidates.DERIVED.items():
-        assert derived.source in candidates.CANDIDATES and derived.doc
-    assert sweep_files.round_dir(Path("r"), "round 6") == Path("r") / candidates.ROUND_DIRS["round 6"] / "bf16"
+    for round_, (baseline, members, precision) in rounds.ROUNDS.items():
+        assert {baseline, *members} <= set(rounds.CANDIDATES) | set(rounds.DERIVED), round_
+    for name, derived in rounds.DERIVED.items():
+        assert derived.source in rounds.CANDIDATES and derived.doc
+    assert sweep_files.round_dir(Path("r"), "round 6") == Path("r") / rounds.ROUND_DIRS["round 6"] / "bf16"
     assert sweep_files.round_dir(Path("r"), "round 1") == Path("r")
 
 
@@ -302,10 +302,10 @@ def test_the_noscale_plan_computes_what_the_separable_plan_of_its_width_computes
 def test_round_6s_test_confirmation_is_its_qualifier_built_as_model_3():
     """model3-b64-nodecay-ls005 must compute what dsx41-b64-nodecay-ls005 did: the same recipe and, from every
     seed, the same modules with the same initial weights, only under Model_3's name (so the notebooks may reuse it)."""
-    qualifier = candidates.CANDIDATES["dsx41-b64-nodecay-ls005"]
-    confirmation = candidates.CANDIDATES["model3-b64-nodecay-ls005"]
+    qualifier = rounds.CANDIDATES["dsx41-b64-nodecay-ls005"]
+    confirmation = rounds.CANDIDATES["model3-b64-nodecay-ls005"]
     assert confirmation.recipe == qualifier.recipe
-    assert candidates.TEST_CONFIRMATIONS["round 6"] == ["model3-b64-nodecay-ls005"]
+    assert rounds.TEST_CONFIRMATIONS["round 6"] == ["model3-b64-nodecay-ls005"]
     for seed in (1, 2):
         torch.manual_seed(seed)
         a = qualifier.build()
@@ -317,7 +317,7 @@ def test_round_6s_test_confirmation_is_its_qualifier_built_as_model_3():
 
 
 def test_a_rounds_test_confirmation_gets_a_table_in_its_folder_and_no_decision(tmp_path, monkeypatch):
-    monkeypatch.setitem(candidates.TEST_CONFIRMATIONS, "round 6", ["dsx41-b64"])
+    monkeypatch.setitem(rounds.TEST_CONFIRMATIONS, "round 6", ["dsx41-b64"])
     files = sweep_files.round_dir(tmp_path, "round 6")
     for seed in (1, 2):
         sweep_files.add_run("dsx41-b64", "test", fake_run("dsx41-b64", seed, [99.5] * 5), files)
@@ -346,9 +346,9 @@ def test_once_a_candidate_replicates_the_round_adopts_it_and_names_its_test_conf
 
 def test_model_3s_recipe_is_what_round_6_adopted_and_its_test_confirmation_ran():
     adopted = recipes.run_hyperparameters("Model_3")
-    assert adopted == recipes.run_hyperparameters(candidates.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
-    assert adopted == recipes.run_hyperparameters(candidates.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
-    assert recipes.run_hyperparameters(candidates.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe
+    assert adopted == recipes.run_hyperparameters(rounds.CANDIDATES["model3-b64-nodecay-ls005"].recipe)
+    assert adopted == recipes.run_hyperparameters(rounds.CANDIDATES["dsx41-b64-nodecay-ls005"].recipe)
+    assert recipes.run_hyperparameters(rounds.CANDIDATES["dsx41"].recipe) != adopted  # rounds 1-6 keep their recipe
 
 
 def test_the_command_refuses_a_file_it_would_change_with_an_error_not_a_traceback(tmp_path, capsys):
@@ -380,7 +380,7 @@ def test_round_7_candidates_keep_learning_until_the_last_epoch():
     """Issue 41's admission rule: a round-7 candidate whose convolutions' learning rate falls below 1 % of its peak
     before the last epoch begins is out (a run that freezes its weights would meet the letter of the rule)."""
     from era_s7 import device_step
-    baseline, members, _ = candidates.ROUNDS["round 7"]
+    baseline, members, _ = rounds.ROUNDS["round 7"]
     steps = 782  # an epoch of the validation split at batch 64
     for c in [baseline, *members]:
         hp = sweep.candidate_run(c, 1).hp
@@ -394,7 +394,7 @@ def test_round_7_candidates_keep_learning_until_the_last_epoch():
 
 
 def test_a_round_s_decision_counts_only_the_seeds_it_ran(tmp_path, monkeypatch):
-    """candidates.ROUND_SEEDS: a candidate's later seeds in a shared file are a later round's, not this one's: round 3
+    """rounds.ROUND_SEEDS: a candidate's later seeds in a shared file are a later round's, not this one's: round 3
     chose dsx40, while dsx41's seeds 5-8 (round 4's) would name dsx41 on 8 seeds."""
     from era_s7.tools import decision
     files = sweep.round_dir(tmp_path, "round 3")

@@ -63,7 +63,7 @@ def peak_gflops(device: torch.device, dtype=torch.float32, n: int = 2048, second
 
 def build(name: str, device: torch.device) -> nn.Module:
     """A class of era_s7.model by name (initial weights of seed 0), else the sweep candidate of that name."""
-    from .candidates import CANDIDATES  # the search's plans, by name
+    from .rounds import CANDIDATES  # the search's candidates, by name
 
     if name not in MODELS and name not in CANDIDATES:
         raise SystemExit(f"error: {name!r} is neither a model ({', '.join(MODELS)}) nor a sweep candidate")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..assignment import paired_difference
 from ..results import REPO_ROOT
-from .candidates import ROUND_DIRS, ROUND_SEEDS, ROUNDS, TEST_CONFIRMATIONS
+from .rounds import ROUND_DIRS, ROUND_SEEDS, ROUNDS, TEST_CONFIRMATIONS
 from .sweep_files import SWEEPS_DIR, last5_means, last5_mins, round_dir
 
 
@@ -18,7 +18,7 @@ def winner(split: str, sweeps_dir: Path = SWEEPS_DIR, round_: str = "round 1", m
     """The decision rule, fixed before the runs: of the round's candidates paired with its baseline on at least
     `min_seeds` seeds, the one with the largest gain in last-5 mean, provided that gain is at least `min_se`
     standard errors; (name, gain, standard error, seeds), or None when no candidate qualifies. Only the seeds the
-    round itself ran count (candidates.ROUND_SEEDS). `sweeps_dir` is the root: the round's files are in its
+    round itself ran count (rounds.ROUND_SEEDS). `sweeps_dir` is the root: the round's files are in its
     precision's folder."""
     baseline, candidates, precision = ROUNDS[round_]
     sweeps_dir = round_dir(sweeps_dir, round_)

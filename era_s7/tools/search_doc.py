@@ -15,8 +15,8 @@ from ..data import atomic_write_bytes
 from ..recipes import PRECISIONS
 from ..report import condition_words, replace_between
 from ..results import REPO_ROOT
-from .candidates import BASELINE, CANDIDATES, DERIVED, ROUNDS, TEST_CONFIRMATIONS
 from .decision import decision
+from .rounds import BASELINE, CANDIDATES, DERIVED, ROUNDS, TEST_CONFIRMATIONS
 from .sweep_files import SWEEPS_DIR, last5_mean, last5_means, load_sweep, precision_dir, round_dir, sweep_path
 
 SEARCH_DOC = REPO_ROOT / "docs" / "search.md"
@@ -156,7 +156,7 @@ def pooled_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
 
 
 def candidate_doc(candidate: str) -> str:
-    """What a candidate changes and where it comes from (its `doc` in era_s7/tools/candidates.py)."""
+    """What a candidate changes and where it comes from (its `doc` in era_s7/tools/rounds.py)."""
     known = CANDIDATES.get(candidate) or DERIVED.get(candidate)
     return known.doc if known else ""
 

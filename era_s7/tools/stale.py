@@ -16,7 +16,7 @@ from .. import model as models
 from ..assignment import runs_of
 from ..learner import stale_problems
 from ..results import RESULTS_DIR, load_record, model_source_sha256
-from .candidates import CANDIDATES, DERIVED
+from .rounds import CANDIDATES, DERIVED
 
 SWEEPS = "sweeps"  # the folder under results/ whose records are a candidate's runs
 # The code of runs that the search made on code it has changed since, sha256 -> the class and the runs: the sweep
@@ -44,7 +44,7 @@ EARLIER_CODE = {
 
 def candidate_code(candidate: str) -> tuple[str, str] | None:
     """(class name, source hash) of the model a candidate builds today (a derived one: its source's); None for a
-    candidate that candidates.py no longer knows."""
+    candidate that rounds.py no longer knows."""
     source = DERIVED[candidate].source if candidate in DERIVED else candidate
     if source not in CANDIDATES:
         return None
@@ -59,7 +59,7 @@ def sweep_problems(record: dict, shown: str) -> list[str]:
         candidate = run.get("candidate", record.get("candidate", ""))
         today = candidate_code(candidate)
         if today is None:
-            problems.append(f"{shown}: candidate {candidate!r} is not in era_s7/tools/candidates.py")
+            problems.append(f"{shown}: candidate {candidate!r} is not in era_s7/tools/rounds.py")
         elif (run.get("model"), run.get("model_source_sha256")) != today and run.get("model_source_sha256") \
                 not in EARLIER_CODE:
             problems.append(f"{shown}: seed {run.get('seed')} of {candidate} ({run.get('model')}) was made by code "

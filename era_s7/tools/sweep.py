@@ -1,15 +1,15 @@
 """`make sweep`: train N seeds of named candidates and compare each with the baseline on the same seeds.
 
-A candidate is a layer plan plus overrides of the default recipe (candidates.py). `--split validation` (the
-default) trains on the first 50,000 training images and scores on the last 10,000: models are chosen there, never
-on the test set, which scores a round's choice once it is made (`--split test`). On the CPU each (candidate, seed)
-run is one process pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs` processes share it.
-Results go to <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep resumes where it
-stopped: a run in the file made by the same code, recipe, seed and condition is not retrained (runs.same_run), and one
-made by other code or another recipe is not replaced (the sweep refuses). A file holds one condition
-(processor, thread count, precision, memory format: `machine.run_condition`): results depend on each, and only
-runs made under one condition are compared. `--precision bf16` trains with bf16 autocast and channels_last (faster
-on CPUs with bf16 units; measure with `make bench`) and keeps its files in <dir>/bf16/.
+A candidate is a layer plan plus overrides of the default recipe (rounds.py names each; the plans: candidates.py).
+`--split validation` (the default) trains on the first 50,000 training images and scores on the last 10,000: models
+are chosen there, never on the test set, which scores a round's choice once it is made (`--split test`). On the CPU
+each (candidate, seed) run is one process pinned to one core with one thread; on a GPU (`--device cuda`) `--jobs`
+processes share it. Results go to <dir>/<candidate>-<split>.json, rewritten after every run, so an interrupted sweep
+resumes where it stopped: a run in the file made by the same code, recipe, seed and condition is not retrained
+(runs.same_run), and one made by other code or another recipe is not replaced (the sweep refuses). A file holds one
+condition (processor, thread count, precision, memory format: `machine.run_condition`): results depend on each, and
+only runs made under one condition are compared. `--precision bf16` trains with bf16 autocast and channels_last
+(faster on CPUs with bf16 units; measure with `make bench`) and keeps its files in <dir>/bf16/.
 
     python -m era_s7.tools.sweep baseline head2 --seeds 1-8 --split validation --jobs 2
     python -m era_s7.tools.sweep m3 dsx40 --seeds 1-16 --precision bf16
@@ -36,8 +36,8 @@ from ..recipes import PRECISIONS, run_hyperparameters
 from ..report import runs_table
 from ..results import REPO_ROOT
 from ..runs import Run, reusable, train_seeds
-from .candidates import CANDIDATES, DERIVED, ROUNDS
 from .decision import decision
+from .rounds import CANDIDATES, DERIVED, ROUNDS
 from .search_doc import SEARCH_DOC, sweep_table, update_search_doc
 from .sweep_files import SWEEPS_DIR, add_run, load_sweep, precision_dir, round_dir, sweep_path
 

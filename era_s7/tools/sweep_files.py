@@ -11,7 +11,7 @@ from ..assignment import last_accuracies
 from ..machine import CONDITION_KEYS, run_condition
 from ..recipes import PRECISIONS
 from ..results import RESULTS_DIR, load_record, save_json
-from .candidates import ROUND_DIRS, ROUNDS
+from .rounds import ROUND_DIRS, ROUNDS
 
 SWEEPS_DIR = RESULTS_DIR / "sweeps"
 
