@@ -1,6 +1,6 @@
 """Step 3's test-set confirmation across arithmetics (issue 41): the runs of one model, code and recipe on the test
 split, from every sweep file on disk (`confirmations`: one condition a file). Compared file by file: each file's seeds
-(`seeds_summary`) and each arithmetic paired seed by seed with the first (`paired_arithmetics`), in one sentence for
+(`summary`) and each arithmetic paired seed by seed with the first (`paired_arithmetics`), in one sentence for
 the README and the notebooks (`arithmetics_sentence`) and a table for docs/search.md (`arithmetics_table`). Pooled by
 precision and device type ("bf16 CPU", "fp32 GPU"), one run a seed (`pools`): a seed that several processors ran
 counts once in the pool, by the first file's run (the round's own condition first, then by path), and the pairs are
@@ -60,16 +60,6 @@ def confirmations(run: dict, sweeps_dir: Path) -> list[tuple[str, list[dict]]]:
     return sorted(found, key=lambda f: (arithmetic_words(f[1][0]) != arithmetic_words(run), f[0]))
 
 
-def seeds_summary(runs: list[dict]) -> dict:
-    """Over a file's seeds: how many held (every one of the last 5 epochs >= TARGET), of how many; the mean ± standard
-    error of the last-5 means and of the last-5 minima; the lowest last-5 minimum and its seed."""
-    summaries = [run_summary(r) for r in runs]
-    lowest = min(summaries, key=lambda s: s["last5_min"])
-    return dict(held=held_count(dict(runs=runs))[0], n=len(runs),
-                mean=mean_se_sd([s["last5_mean"] for s in summaries])[:2],
-                min=mean_se_sd([s["last5_min"] for s in summaries])[:2], lowest=(lowest["last5_min"], lowest["seed"]))
-
-
 def paired_arithmetics(runs: list[dict], reference: list[dict]) -> dict[str, tuple[float, float, int]]:
     """runs - reference, seed by seed (`paired_difference`), in the last-5 mean and in the last-5 minimum:
     {"mean": (mean, standard error, seeds), "min": (...)}."""
@@ -108,11 +98,11 @@ def arithmetics_table(run: dict, sweeps_dir: Path) -> str:
     lines = [f"| arithmetic | file | seeds | seeds held ≥ {TARGET} | last-5 mean (mean over seeds ± SE) | "
              "last-5 min (mean over seeds ± SE) | last-5 min, worst seed |", "|---|---|---|---|---|---|---|"]
     for path, runs in found:
-        s = seeds_summary(runs)
+        s = summary(runs, lowest=1)
         lines.append(f"| {arithmetic_words(runs[0])} | `results/{path}` | {s['n']} | {s['held']}/{s['n']} | "
                      f"{on_side(s['mean'][0], 3)} ± {s['mean'][1]:.3f} | "
                      f"{on_side(s['min'][0], 3)} ± {s['min'][1]:.3f} | "
-                     f"{on_side(s['lowest'][0])} (seed {s['lowest'][1]}) |")
+                     f"{on_side(s['lowest'][0][0])} (seed {s['lowest'][0][1]}) |")
     for path, runs in found[1:]:
         d = paired_arithmetics(runs, found[0][1])
         lines += ["", f"Paired seed by seed over the {d['mean'][2]} seeds both have, {arithmetic_words(runs[0])} − "
