@@ -72,7 +72,8 @@ RECIPES["Model_4"] = RECIPES["Model_3"]  # golf changes the model only
 
 # A run's precision -> its hyperparameter overrides. bf16 (autocast + channels_last) trained Model_3 1.5x and the
 # depthwise-separable plan 3.4x faster on a 2-core AMD EPYC with avx512_bf16, 2.2x on an Intel Xeon with AMX,
-# and 2.5x slower on an AMD EPYC without bf16 units: `make bench` measures it on the machine at hand.
+# and slower on an AMD EPYC without bf16 units: 2.5x (research log), 6.1x for step 3's recipe on one thread
+# (docs/search.md, round 7). `make bench` measures it on the machine at hand.
 PRECISIONS = {"fp32": {}, "bf16": {"bf16": True, "channels_last": True}}
 SMOKE = dict(epochs=1, train_subset=512, test_subset=500)  # a tiny run that exercises every cell
 
