@@ -29,7 +29,7 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr
 
 def model_source_sha256(model_class: type) -> str:
     """Hash of the code that builds the model: the class, its bases and the functions of its module.
-    A record whose hash differs from the committed code's is stale (`make check`)."""
+    A record whose hash differs from the committed code's is stale (`make stale`)."""
     module = sys.modules[model_class.__module__]
     classes = [c for c in model_class.__mro__ if c.__module__ == model_class.__module__]
     functions = [f for _, f in sorted(inspect.getmembers(module, inspect.isfunction))
