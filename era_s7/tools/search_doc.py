@@ -123,16 +123,23 @@ def precision_table(split: str = "validation", candidates: list[str] = PRECISION
 ARITHMETICS_SECTION = "test split, {round}, every arithmetic"
 
 
+def confirmed_run(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> dict | None:
+    """The first run of a TEST_CONFIRMATIONS round's own confirmation file (it names the model, code and recipe the
+    other files are matched by), or None while it has none."""
+    runs = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
+    return runs[0] if runs else None
+
+
 def arithmetics_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     """Markdown: a TEST_CONFIRMATIONS round's confirmation in every arithmetic it was run in
     (`confirmation.confirmations`: the same model, code, recipe and test seeds, one folder per condition under the root
     `sweeps_dir`), compared by `confirmation.arithmetics_table`; then the conditions, and each run's last-5 min / mean
     of the files beyond the round's own."""
-    own = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
-    if not own:
+    own = confirmed_run(round_, sweeps_dir)
+    if own is None:
         return "(no runs yet)"
-    found = confirmations(own[0], sweeps_dir)
-    lines = [arithmetics_table(own[0], sweeps_dir), "",
+    found = confirmations(own, sweeps_dir)
+    lines = [arithmetics_table(own, sweeps_dir), "",
              "Runs made on " + "; ".join(f"{condition_words(runs[0])}, torch {runs[0]['torch']}"
                                          for _, runs in found) + "."]
     for path, runs in found[1:]:
@@ -148,11 +155,11 @@ POOLED_FIGURE = "confirmation-minima.png"  # under results/figures/, beside the 
 def pooled_section(round_: str, sweeps_dir: Path = SWEEPS_DIR) -> str:
     """Markdown: a TEST_CONFIRMATIONS round's confirmation pooled by arithmetic over every sweep file of its model,
     code and recipe (era_s7.confirmation), and the histogram of its minima, written to results/figures/."""
-    own = load_sweep(TEST_CONFIRMATIONS[round_][0], "test", round_dir(sweeps_dir, round_))["runs"]
-    if not own:
+    own = confirmed_run(round_, sweeps_dir)
+    if own is None:
         return "(no runs yet)"
     figure = Path(sweeps_dir).parent / "figures" / POOLED_FIGURE
-    return confirmation.section(own[0], sweeps_dir, figure, f"../results/figures/{POOLED_FIGURE}")
+    return confirmation.section(own, sweeps_dir, figure, f"../results/figures/{POOLED_FIGURE}")
 
 
 def candidate_doc(candidate: str) -> str:
